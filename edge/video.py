@@ -67,12 +67,20 @@ def _cv2():
 
 def _open(path: str):
     cv2 = _cv2()
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise VideoError("missing", f"{path}: no such file")
     if os.path.isdir(path):
         raise VideoError("not-a-file", f"{path}: is a directory")
     if os.path.getsize(path) == 0:
         raise VideoError("empty-file", f"{path}: zero-byte file")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        # A file name that is not valid UTF-8 (lone surrogates from os.fsdecode) crashes
+        # cv2.VideoCapture with a segmentation fault (OpenCV 5.0): refuse it cleanly instead.
+        raise VideoError("bad-name", f"{path.encode('utf-8', 'backslashreplace').decode()}: "
+                                     "file name is not valid UTF-8; OpenCV cannot open it") from None
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         cap.release()
