@@ -1,13 +1,20 @@
-# edge-action: the two commands a newcomer needs are `make demo` and `make test`.
-PY      := .venv/bin/python
-VENV_BIN:= .venv/bin
+# edge-action. A newcomer needs two commands:  `make demo`  (the whole job on an embedded synthetic
+# dataset, CPU backend) and  `make test`  (the test suite; what CI runs). Both set everything up first.
+SHELL   := /bin/bash
+BIN     := .venv/bin
+PY      := $(BIN)/python
 WORK    ?= work
 DEVICE  ?= x86-cpu
-RUN     ?= $(WORK)/runs/lrcn-edge
-BUNDLE  ?= $(WORK)/bundles/lrcn-edge
+MODEL   ?= lrcn-edge
+SYNTH   := $(WORK)/data/synth
+DATA    ?= $(SYNTH)
+RUN     ?= $(WORK)/runs/$(MODEL)
+BUNDLE  ?= $(WORK)/bundles/$(MODEL)
+REPORT  ?= $(WORK)/reports/$(DEVICE)
+TRAIN_CONFIG ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-all demo data quantize bench clean
+.PHONY: help setup test test-all demo data train quantize run bench bench-data clean
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -18,8 +25,44 @@ setup:           ## install system packages + .venv (idempotent, fast when nothi
 test: setup      ## run the default test suite (what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-all: setup  ## include slow tests (real-data training, soak)
+test-all: setup  ## include slow tests (real-data training, long runs)
 	$(PY) -m pytest -m '' $(PYTEST_ARGS)
+
+# --- the main job, step by step (each step reuses what the previous run left) ------------------
+$(SYNTH)/dataset.json:
+	$(BIN)/edge-data synth $(SYNTH) --classes 4 --clips-per-class 16 --groups 4 --seed 0
+
+$(SYNTH)-heldout/dataset.json:
+	$(BIN)/edge-data synth $(SYNTH)-heldout --classes 4 --clips-per-class 6 --groups 2 --seed 1234 --quiet
+
+data: setup $(SYNTH)/dataset.json $(SYNTH)-heldout/dataset.json  ## make the embedded synthetic dataset (motion-only classes)
+
+train: data      ## train $(MODEL) on $(DATA) into $(RUN) (skipped when the run exists)
+	@if [ -f $(RUN)/model.keras ]; then echo "[make] $(RUN) exists: not training again (make clean to redo)"; \
+	else $(BIN)/edge-train --model $(MODEL) --data $(DATA) --out $(RUN) --config $(TRAIN_CONFIG); fi
+
+quantize: train  ## prune + QAT + int8/float TFLite, Edge TPU, ONNX (+TensorRT on a Jetson) -> $(BUNDLE)
+	$(BIN)/edge-quantize $(RUN) --out $(BUNDLE)
+
+run: quantize    ## edge-run the bundle on a held-out synthetic video (never trained on), CPU backend
+	@mkdir -p $(WORK)/run
+	$(BIN)/edge-run --device cpu --model $(BUNDLE) "$$(ls $(SYNTH)-heldout/*/*.avi | head -1)" $(WORK)/run/annotated.mp4 \
+	  --headless --jsonl $(WORK)/run/predictions.jsonl --summary $(WORK)/run/summary.json
+
+bench: setup     ## edge-bench $(BUNDLE) with device_configs/$(DEVICE).yaml -> $(REPORT)
+	$(BIN)/edge-bench --model $(BUNDLE) --device $(DEVICE) --data $(SYNTH)-heldout --out $(REPORT)
+
+bench-data: setup ## edge-data prepare vs the paper's extraction loop on ../shared/data/ucf101-mini
+	$(PY) -m benchmarks.bench_data --json $(WORK)/reports/bench_data.json
+
+demo: setup      ## synthetic data -> train lrcn-edge (+lrcn) -> quantize -> edge-run -> edge-bench
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory run MODEL=lrcn-edge && \
+	$(MAKE) --no-print-directory train MODEL=lrcn && \
+	$(MAKE) --no-print-directory bench MODEL=lrcn-edge && \
+	echo "" && echo "[demo] done in $$(( $$(date +%s) - start )) s" && \
+	echo "[demo] report: $(REPORT)/report.md  (also report.json, *.png)" && \
+	echo "[demo] predictions: $(WORK)/run/predictions.jsonl, annotated video: $(WORK)/run/annotated.mp4"
 
 clean:           ## remove generated work (data, runs, bundles, reports)
 	rm -rf $(WORK)
