@@ -1,0 +1,124 @@
+"""The export formats, in ONE table (name, file suffix, precision, bundle format, host requirement,
+devices), with one ``export_<fmt>`` function each.
+
+``edge-quantize --formats`` takes names from ``FORMATS``. Devices say where an artifact is meant to
+run: ``cpu`` (any host/board with a TFLite or ONNX runtime), ``coral`` (Edge TPU: int8 and mappable,
+best compiled), ``jetson`` (ONNX Runtime CUDA / TensorRT).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+from . import tflite_export
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str                 # CLI name
+    suffix: str               # file name ending (after "<part>")
+    precision: str            # bundle precision: float32 | float16 | dynamic | int8
+    bundle_format: str        # bundle format: keras | tflite | edgetpu | onnx | tensorrt
+    requires: str             # what the host needs to produce it
+    devices: Tuple[str, ...]  # where the artifact runs
+    export: Optional[Callable]  # export_<fmt>(model, path, **kw) -> path (None: built elsewhere)
+    note: str = ""
+
+
+def export_keras(model, path: str, **_) -> str:
+    model.save(path)
+    return path
+
+
+def export_tflite_fp32(model, path: str, **_) -> str:
+    return tflite_export.export(model, path, tflite_export.TFLiteOptions("float32"))
+
+
+def export_tflite_fp16(model, path: str, **_) -> str:
+    return tflite_export.export(model, path, tflite_export.TFLiteOptions("float16"))
+
+
+def export_tflite_dynamic(model, path: str, **_) -> str:
+    return tflite_export.export(model, path, tflite_export.TFLiteOptions("dynamic"))
+
+
+def export_tflite_int8(model, path: str, representative=None, io_dtype: str = "int8", **_) -> str:
+    return tflite_export.export(model, path, tflite_export.TFLiteOptions(
+        "int8", io_dtype=io_dtype, representative=representative))
+
+
+def export_edgetpu(int8_tflite: str, out_dir: str, **_):
+    """Compile an int8 .tflite with edgetpu_compiler -> CompileResult (produced=False + reason if absent)."""
+    from .edgetpu_compiler import compile_model
+    return compile_model(int8_tflite, out_dir)
+
+
+def export_onnx(model, path: str, opset: int = 13, **_) -> str:
+    from .onnx_export import export
+    return export(model, path, opset=opset)
+
+
+def export_tensorrt(onnx_path: str, cache_dir: str, precision: str = "fp16", calibration=None, **_):
+    """Build on the Jetson (needs tensorrt); raises TensorRTUnavailable elsewhere."""
+    from .tensorrt import build_engine
+    return build_engine(onnx_path, cache_dir, precision, calibration)
+
+
+FORMATS: Dict[str, ExportFormat] = {f.name: f for f in [
+    ExportFormat("keras", ".keras", "float32", "keras", "tf_keras", ("cpu",), export_keras,
+                 "the (pruned) float Keras model; host-side reference, not for devices"),
+    ExportFormat("tflite-fp32", "_fp32.tflite", "float32", "tflite", "tensorflow", ("cpu",), export_tflite_fp32),
+    ExportFormat("tflite-fp16", "_fp16.tflite", "float16", "tflite", "tensorflow", ("cpu",), export_tflite_fp16,
+                 "float16 weights, float compute on CPU (half the size of fp32)"),
+    ExportFormat("tflite-dynamic", "_dynamic.tflite", "dynamic", "tflite", "tensorflow", ("cpu",),
+                 export_tflite_dynamic, "int8 weights, float activations"),
+    ExportFormat("tflite-int8", "_int8.tflite", "int8", "tflite", "tensorflow + representative clips",
+                 ("cpu", "coral"), export_tflite_int8,
+                 "full integer; coral only when the Edge TPU analysis says mappable"),
+    ExportFormat("edgetpu", "_int8_edgetpu.tflite", "int8", "edgetpu",
+                 "edgetpu_compiler (x86-64 Linux, Coral apt repo)", ("coral",), export_edgetpu),
+    ExportFormat("onnx", ".onnx", "float32", "onnx", "tf2onnx", ("cpu", "jetson"), export_onnx),
+    ExportFormat("tensorrt", ".engine", "float16", "tensorrt", "tensorrt + NVIDIA GPU (build on the Jetson)",
+                 ("jetson",), export_tensorrt, "engines are device-specific: built on the target"),
+]}
+DEFAULT_FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "edgetpu", "onnx", "tensorrt")
+
+
+def parse_formats(text: str) -> List[str]:
+    """"a,b c" -> validated list (``all`` = every format). ValueError names the unknown ones."""
+    names = [t for t in text.replace(",", " ").split() if t]
+    if names == ["all"]:
+        return list(FORMATS)
+    bad = [n for n in names if n not in FORMATS]
+    if bad:
+        raise ValueError(f"unknown format(s) {', '.join(bad)} (known: {', '.join(FORMATS)}, all)")
+    return names
+
+
+def artifact_file(part: str, fmt: ExportFormat) -> str:
+    return f"{part}{fmt.suffix}"
+
+
+def table_text() -> str:
+    """The format table as text (``edge-quantize --list-formats``)."""
+    rows = [("format", "suffix", "precision", "needs on host", "devices")]
+    for f in FORMATS.values():
+        rows.append((f.name, f.suffix, f.precision, f.requires, ",".join(f.devices)))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def tool_available(fmt: str) -> Optional[str]:
+    """None if the host can produce ``fmt``; else why not (one line)."""
+    if fmt == "edgetpu":
+        from .edgetpu_compiler import unavailable_reason
+        return unavailable_reason()
+    if fmt == "tensorrt":
+        from .tensorrt import available
+        return available()
+    if fmt == "onnx":
+        try:
+            import tf2onnx  # noqa: F401
+        except ImportError:
+            return "tf2onnx is not installed: pip install tf2onnx onnx onnxruntime"
+    return None
