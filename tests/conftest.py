@@ -13,7 +13,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # corrupt-file tests: ke
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
-# The session's synthetic set: 4 classes (MoveLeft, MoveRight, RotateCW, RotateCCW) x 8 clips,
+# The session's synthetic set: 4 classes (MoveLeft, MoveRight, Grow, Shrink) x 8 clips,
 # 4 groups per class, 24 frames of 32x32. Not flip safe.
 SYNTH_KW = dict(classes=4, clips_per_class=8, seed=0, frames=24, size=32, groups=4)
 # How ``synth_cache`` samples it: 8 frames per clip at 32x32.

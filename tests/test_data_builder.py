@@ -184,10 +184,10 @@ def test_synth_manifest_fields(synth_cache):
     m = load_manifest(synth_cache)
     assert m.flip_safe is False, "the synthetic dataset.json must make the manifest not flip safe"
     assert m.settings["frames"] == SYNTH_CACHE_KW["frames"] and m.settings["size"] == [32, 32]
-    assert m.classes == ["MoveLeft", "MoveRight", "RotateCCW", "RotateCW"]
+    assert m.classes == ["Grow", "MoveLeft", "MoveRight", "Shrink"]
     e = m.entries[0]
     assert (e.frames, e.fps, e.width, e.height, e.status) == (24, 25.0, 32, 32, "ok")
-    assert e.group == "MoveLeft/g01" and e.label_index == 0
+    assert e.group == "Grow/g01" and e.label_index == 0
     # 24 frames, 8 sampled: step 3 at 25 fps
     assert frame_interval_seconds(m) == pytest.approx(3 / 25.0)
     assert "ok: 32" in m.summary()

@@ -98,7 +98,7 @@ def test_single_frame_is_near_chance_while_motion_separates_the_classes(tmp_path
     from sklearn.preprocessing import StandardScaler
 
     k = len(SYNTH_CLASSES)
-    data = synthesize(tmp_path / "data", classes=k, clips_per_class=16, seed=0, frames=24, size=32, groups=4)
+    data = synthesize(tmp_path / "data", classes=k, clips_per_class=24, seed=0, frames=24, size=32, groups=4)
     m = prepare(data, tmp_path / "cache", frames=12, size=32, workers=1, progress=False)
     x, y = load_clips(m, m.entries)
     groups = np.array([int(e.group.rsplit("/g", 1)[1]) for e in m.entries])   # g01..g04 of every class

@@ -96,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     sy = sub.add_parser("synth", formatter_class=_Formatter, epilog=EPILOG,
                         help="write the motion-only synthetic dataset (real AVI files)",
                         description="Write K classes x M clips as MJPG/AVI in UCF50 layout "
-                                    "(<Class>/v_<Class>_gNN_cNN.avi). Classes: MoveLeft, MoveRight, RotateCW, "
-                                    "RotateCCW, Grow, Shrink, BounceUpDown, SwayLeftRight (the first K). "
+                                    "(<Class>/v_<Class>_gNN_cNN.avi). Classes: MoveLeft, MoveRight, Grow, Shrink, "
+                                    "BounceUpDown, SwayLeftRight, RotateCW, RotateCCW (the first K). "
                                     "A single frame says nothing about the class; the data is NOT flip safe.")
     sy.add_argument("out_dir", metavar="OUT_DIR")
     sy.add_argument("--classes", type=_positive, default=4, help="number of classes, 1..8")
