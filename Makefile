@@ -16,7 +16,7 @@ TRAIN_CONFIG ?= demo
 QUANTIZE_ARGS ?= --sparsity 0.7 --prune-epochs 10
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-all demo data train quantize run bench bench-data clean
+.PHONY: help setup test test-all demo data train quantize run bench bench-data bench-runner soak bench-accuracy clean
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -53,6 +53,15 @@ run: quantize    ## edge-run the bundle on a held-out synthetic video (never tra
 
 bench: setup     ## edge-bench $(BUNDLE) with device_configs/$(DEVICE).yaml -> $(REPORT)
 	$(BIN)/edge-bench --model $(BUNDLE) --device $(DEVICE) --data $(SYNTH)-heldout --out $(REPORT)
+
+bench-runner: setup ## live 640x480@30 test source through edge-run, every frame predicted (fps, drops, p99)
+	$(PY) -m benchmarks.bench_runner --json $(WORK)/reports/bench_runner.json
+
+soak: setup      ## edge-run on a live test source for 10 minutes: RSS growth, crashes, drops, reconnects
+	$(PY) -m benchmarks.soak --minutes 10
+
+bench-accuracy: setup ## the three models x 3 seeds on ../shared/data/ucf101-mini (README results table)
+	$(PY) benchmarks/accuracy_ucf101_mini.py --work $(WORK)/ucf101-mini
 
 bench-data: setup ## edge-data prepare vs the paper's extraction loop on ../shared/data/ucf101-mini
 	$(PY) -m benchmarks.bench_data --json $(WORK)/reports/bench_data.json

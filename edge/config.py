@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,7 +203,9 @@ def config_dirs() -> List[Path]:
     env = os.environ.get("EDGE_DEVICE_CONFIGS")
     if env:
         dirs += [Path(p) for p in env.split(os.pathsep) if p]
-    dirs.append(CONFIG_DIR)
+    dirs.append(CONFIG_DIR)  # a source checkout / editable install
+    # a regular `pip install .` on a device: pyproject ships device_configs/ as data files here
+    dirs.append(Path(sys.prefix) / "share" / "edge-action" / "device_configs")
     return dirs
 
 
