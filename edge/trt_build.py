@@ -26,14 +26,15 @@ def sha256_prefix(path: str, n: int = 12) -> str:
     return h.hexdigest()[:n]
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower() or "unknown"
+def slug(text: str) -> str:
+    """Lower-case file-name-safe form of a version or device name (part of the engine cache key)."""
+    return re.sub(r"[^A-Za-z0-9.]+", "-", str(text)).strip("-").lower() or "unknown"
 
 
 def engine_cache_name(onnx_path: str, trt_version: str, device_name: str, precision: str) -> str:
     """``<stem>-<sha12>-trt<ver>-<gpu>-<precision>.engine`` (pure; the cache key)."""
     stem = os.path.splitext(os.path.basename(onnx_path))[0]
-    return f"{stem}-{sha256_prefix(onnx_path)}-trt{_slug(trt_version)}-{_slug(device_name)}-{precision}.engine"
+    return f"{stem}-{sha256_prefix(onnx_path)}-trt{slug(trt_version)}-{slug(device_name)}-{precision}.engine"
 
 
 def default_cache_dir(onnx_path: str) -> str:
@@ -50,13 +51,11 @@ def default_cache_dir(onnx_path: str) -> str:
     return d
 
 
-def build_engine(onnx_path: str, precision: str = "fp16", workspace_mb: int = 256, logger=None) -> bytes:
-    """Serialized engine for ``onnx_path`` (needs tensorrt + a GPU)."""
-    import tensorrt as trt
-
-    if precision not in ("fp32", "fp16"):
-        raise ValueError(f"edge builds fp32/fp16 engines only (got {precision}); build int8 on the host "
-                         f"with edge-quantize --formats tensorrt")
+def parse_onnx(trt, onnx_path: str, workspace_mb: int, logger=None):
+    """TensorRT builder, network parsed from ``onnx_path``, and a builder config with the workspace
+    limit set, for TensorRT 8.2 (JetPack 4.6) to 10. Shared by the device-side build here and the
+    host/Jetson builder in ``quantize/tensorrt.py`` (which adds INT8 calibration).
+    Returns (builder, network, config, parser); the parser must outlive the network."""
     logger = logger or trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
@@ -70,9 +69,20 @@ def build_engine(onnx_path: str, precision: str = "fp16", workspace_mb: int = 25
             raise RuntimeError(f"{onnx_path}: TensorRT cannot parse this ONNX: {errors}")
     config = builder.create_builder_config()
     if hasattr(config, "set_memory_pool_limit"):
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     else:  # TensorRT 8.2 (JetPack 4.6)
-        config.max_workspace_size = workspace_mb << 20
+        config.max_workspace_size = int(workspace_mb) << 20
+    return builder, network, config, parser
+
+
+def build_engine(onnx_path: str, precision: str = "fp16", workspace_mb: int = 256, logger=None) -> bytes:
+    """Serialized engine for ``onnx_path`` (needs tensorrt + a GPU)."""
+    import tensorrt as trt
+
+    if precision not in ("fp32", "fp16"):
+        raise ValueError(f"edge builds fp32/fp16 engines only (got {precision}); build int8 on the host "
+                         f"with edge-quantize --formats tensorrt")
+    builder, network, config, _parser = parse_onnx(trt, onnx_path, workspace_mb, logger)
     if precision == "fp16" and builder.platform_has_fast_fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     if hasattr(builder, "build_serialized_network"):

@@ -20,6 +20,8 @@ from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from edge.trt_build import parse_onnx, slug
+
 PRECISIONS = ("fp32", "fp16", "int8")
 INSTALL_HINT = ("TensorRT Python bindings are not installed: on a Jetson they come with JetPack "
                 "(`sudo apt-get install python3-libnvinfer`, or `sudo apt-get install nvidia-jetpack`); on an "
@@ -39,10 +41,6 @@ def file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", str(text)).strip("-").lower() or "unknown"
-
-
 def engine_name(model_sha256: str, trt_version: str, device: str, precision: str, stem: str = "model") -> str:
     """``<stem>-<sha12>-trt<version>-<device>-<precision>.engine``: a cache key that changes whenever
     the model, the TensorRT version, the GPU or the precision changes (engines are not portable).
@@ -52,7 +50,7 @@ def engine_name(model_sha256: str, trt_version: str, device: str, precision: str
         raise ValueError(f"precision {precision!r} not one of {PRECISIONS}")
     if not re.fullmatch(r"[0-9a-fA-F]{12,64}", model_sha256 or ""):
         raise ValueError(f"model_sha256 must be a hex digest, got {model_sha256!r}")
-    return f"{stem}-{model_sha256[:12].lower()}-trt{_slug(trt_version)}-{_slug(device)}-{precision}.engine"
+    return f"{stem}-{model_sha256[:12].lower()}-trt{slug(trt_version)}-{slug(device)}-{precision}.engine"
 
 
 def engine_path(cache_dir: str, onnx_path: str, trt_version: str, device: str, precision: str) -> str:
@@ -202,22 +200,7 @@ def build_engine(onnx_path: str, cache_dir: str, precision: str = "fp16",
     out = engine_path(cache_dir, onnx_path, trt.__version__, device, precision)
     if os.path.exists(out):
         return EngineBuild(out, True, precision, trt.__version__, device)
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    flags = 0
-    if hasattr(trt, "NetworkDefinitionCreationFlag") and hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)   # TRT 8; deprecated no-op in 10
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    with open(onnx_path, "rb") as f:
-        if not parser.parse(f.read()):
-            errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise RuntimeError(f"{onnx_path}: TensorRT ONNX parser failed: {errs}")
-    config = builder.create_builder_config()
-    if hasattr(config, "set_memory_pool_limit"):
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
-    else:  # TensorRT 8.2 (JetPack 4.6)
-        config.max_workspace_size = int(workspace_mib) << 20
+    builder, network, config, _parser = parse_onnx(trt, onnx_path, workspace_mib)
     if precision in ("fp16", "int8") and builder.platform_has_fast_fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
