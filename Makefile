@@ -16,7 +16,7 @@ TRAIN_CONFIG ?= demo
 QUANTIZE_ARGS ?= --sparsity 0.7 --prune-epochs 10
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-all demo data train quantize run bench bench-data bench-runner soak bench-accuracy clean
+.PHONY: help setup test test-all demo data train quantize run bench bench-data bench-runner soak bench-accuracy ucf101-formats clean
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -62,6 +62,20 @@ soak: setup      ## edge-run on a live test source for 10 minutes: RSS growth, c
 
 bench-accuracy: setup ## the three models x 3 seeds on ../shared/data/ucf101-mini (README results table)
 	$(PY) benchmarks/accuracy_ucf101_mini.py --work $(WORK)/ucf101-mini
+
+UCF_MINI ?= ../shared/data/ucf101-mini
+UCF_WORK ?= $(WORK)/ucf101-mini-formats
+ucf101-formats: setup ## lrcn-edge and lrcn on ucf101-mini (seed 0) -> bundles -> per-format accuracy + x86 latency
+	@for m in lrcn-edge lrcn; do \
+	  [ -f $(UCF_WORK)/runs/$$m/model.keras ] || $(BIN)/edge-train --model $$m --data $(UCF_MINI) \
+	      --out $(UCF_WORK)/runs/$$m --config train/configs/ucf101_mini.yaml --seed 0 --quiet || exit 1; \
+	  [ -f $(UCF_WORK)/bundles/$$m/bundle.json ] || $(BIN)/edge-quantize $(UCF_WORK)/runs/$$m \
+	      --out $(UCF_WORK)/bundles/$$m $(QUANTIZE_ARGS) --json $(UCF_WORK)/bundles/$$m.json || exit 1; \
+	done
+	@for m in lrcn-edge lrcn; do \
+	  $(BIN)/edge-bench --model $(UCF_WORK)/bundles/$$m --device x86-cpu --data $(UCF_MINI) \
+	      --clips $(UCF_WORK)/runs/$$m/split.json --out $(UCF_WORK)/reports/$$m $(UCF_BENCH_ARGS) || exit 1; \
+	done
 
 bench-data: setup ## edge-data prepare vs the paper's extraction loop on ../shared/data/ucf101-mini
 	$(PY) -m benchmarks.bench_data --json $(WORK)/reports/bench_data.json
