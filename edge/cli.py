@@ -132,7 +132,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="edge-run: %(message)s", stream=sys.stderr)
     if args.list_devices:
-        print(list_devices())
+        try:
+            print(list_devices())
+        except BrokenPipeError:  # `edge-run --list-devices | head`: the reader left, nothing to report
+            sys.stderr.close()
         return 0
     if not args.input:
         parser.print_usage(sys.stderr)
