@@ -3,15 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable, List, Optional, Sequence
 
-
-def human_size(n: Optional[int]) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024.0
-    return str(n)
+from train.report import human_bytes
 
 
 def _pct(x: Optional[float]) -> str:
@@ -35,7 +27,7 @@ def artifact_row(a) -> List[str]:
     else:
         ops = "-"
     fmt = f"{get('format')}/{get('precision')}"
-    return [get("name"), fmt, get("part"), human_size(get("size_bytes")), _pct(get("sparsity")),
+    return [get("name"), fmt, get("part"), human_bytes(get("size_bytes")), _pct(get("sparsity")),
             _f(m.get("f1_macro")), _pct(m.get("top1_agreement")), ops, get("status")]
 
 
@@ -51,7 +43,7 @@ def bundle_table(artifacts: Iterable, reference: Optional[dict] = None, skipped:
     """Table of a bundle's artifacts (+ the float Keras reference row and skipped formats)."""
     rows = []
     if reference:
-        rows.append(["float keras (reference)", "keras/float32", "full", human_size(reference.get("size_bytes")),
+        rows.append(["float keras (reference)", "keras/float32", "full", human_bytes(reference.get("size_bytes")),
                      _pct(reference.get("sparsity", 0.0)), _f(reference.get("f1_macro")), "100.0%", "-", "ok"])
     rows += [artifact_row(a) for a in artifacts]
     for s in skipped:

@@ -114,10 +114,11 @@ def write_eval_outputs(out_dir: Path, metrics: Dict, title: str = "") -> None:
 
 
 def human_bytes(n: Optional[float]) -> str:
+    """Byte count in binary units (1 KiB = 1024 B), as the run and bundle reports print sizes."""
     if n is None:
         return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024.0
     return str(n)
