@@ -7,6 +7,7 @@ only ever hold arrays.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -16,6 +17,13 @@ import numpy as np
 from edge.preprocess import InputSpec, normalize
 
 from .manifest import Entry, Manifest
+
+
+# numpy parses every .npy header with ast.literal_eval, and CPython's AST construction is not safe
+# to run in two threads at once: "SystemError: AST constructor recursion depth mismatch" (see
+# python/cpython gh-106905; seen here in CI on 3.11.7). Cache reads are therefore serialised; the
+# float conversion, the other half of the work, still runs in parallel.
+_NPY_READ_LOCK = threading.Lock()
 
 
 class CacheError(RuntimeError):
@@ -33,7 +41,7 @@ def load_clip_uint8(manifest: Manifest, entry: Entry) -> np.ndarray:
     """One cached clip as uint8 (T, H, W, 3)."""
     p = clip_path(manifest, entry)
     try:
-        with np.load(p, allow_pickle=False) as z:
+        with _NPY_READ_LOCK, np.load(p, allow_pickle=False) as z:
             frames = z["frames"]
     except (OSError, KeyError, ValueError) as e:
         raise CacheError(f"{p}: cannot read cached clip for {entry.path} ({e}); "
