@@ -141,30 +141,12 @@ def load_eval_set(data_dir: str, labels: Sequence[str], spec: InputSpec, samplin
                    source=os.path.abspath(data_dir) + (f" (clips listed in {clip_list})" if clip_list else ""))
 
 
-def reset_state(classifier: ClipClassifier) -> int:
-    """Reset TFLite variable tensors (the state of fused LSTM kernels) of every backend of
-    ``classifier``; returns how many interpreters were reset.
-
-    TFLite keeps LSTM state in variable tensors that survive ``invoke()`` (tensorflow/tensorflow
-    #47813): without a reset, clip 2 starts from clip 1's final state, so scores depend on what ran
-    before (here: the random latency inputs). Each clip must be scored on its own, as Keras and
-    edge-eval do. Harmless when the backend already resets before every call."""
-    n = 0
-    for b in (classifier.full, classifier.encoder, classifier.head):
-        interp = getattr(b, "interpreter", None)
-        if interp is not None and hasattr(interp, "reset_all_variables"):
-            interp.reset_all_variables()
-            n += 1
-    return n
-
-
 def evaluate(classifier: ClipClassifier, data: EvalSet, spec: InputSpec, progress=None) -> dict:
-    """macro-F1, accuracy ... of ``classifier`` on ``data`` (edge.metrics, same as edge-eval);
-    every clip scored independently (``reset_state`` before each)."""
+    """macro-F1, accuracy ... of ``classifier`` on ``data`` (edge.metrics, same as edge-eval).
+    Every clip is scored independently: the TFLite backend resets LSTM state before each call."""
     preds = []
     it = progress(data.clips, desc="predict", leave=False) if progress else data.clips
     for clip in it:
-        reset_state(classifier)
         preds.append(int(np.argmax(classifier.predict(normalize(clip, spec)))))
     m = classification_metrics(data.y, np.asarray(preds), labels=data.labels)
     return {"f1_macro": m["f1_macro"], "accuracy": m["accuracy"], "n_clips": m["n_test"],

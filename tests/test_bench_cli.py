@@ -278,12 +278,11 @@ def test_end_to_end_runs_edge_run_on_a_live_test_source(tiny_bundle, tmp_path):
 
 def test_accuracy_scores_each_clip_independently_of_lstm_state(tiny_bundle):
     """TFLite's fused LSTM keeps state across invoke(): the same clip scored after another input gives
-    other scores unless the state is reset (tensorflow/tensorflow#47813; edge/backends/tflite.py now
-    resets before every call, evaluate() also resets). edge-bench's accuracy must not depend on what
-    ran before (e.g. its own random latency inputs)."""
+    other scores unless the state is reset (tensorflow/tensorflow#47813; edge/backends/tflite.py
+    resets before every call, which evaluate() relies on). edge-bench's accuracy must not depend on
+    what ran before (e.g. its own random latency inputs)."""
     import numpy as np
 
-    from benchmarks.accuracy import reset_state
     from edge.bundle import load
     from edge.classifier import ClipClassifier
     b = load(tiny_bundle)
@@ -291,10 +290,8 @@ def test_accuracy_scores_each_clip_independently_of_lstm_state(tiny_bundle):
     rng = np.random.default_rng(0)
     clip = rng.random(b.input.clip_shape, dtype=np.float32)
     other = rng.random(b.input.clip_shape, dtype=np.float32)
-    assert reset_state(clf) == 1
     first = clf.predict(clip)
     clf.predict(other)
     clf.predict(other)
-    reset_state(clf)                           # what evaluate() does before every clip
-    fresh = clf.predict(clip)
+    fresh = clf.predict(clip)                  # no explicit reset: the backend's own guarantee
     assert np.allclose(fresh, first, atol=1e-6)
