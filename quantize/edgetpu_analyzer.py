@@ -1,21 +1,38 @@
-"""Will this .tflite run on a Coral Edge TPU? An op-by-op answer read from the flatbuffer itself.
+"""Will this .tflite run on a Coral Edge TPU? An op-by-op PREDICTION read from the flatbuffer itself.
 
 No TensorFlow needed: the TFLite schema bindings ship with ai-edge-litert
-(``ai_edge_litert.schema_py_generated``; TensorFlow's copy is the fallback) on top of the
-``flatbuffers`` package. The rules are Coral's documented requirements
-(coral.ai/docs/edgetpu/models-intro, "Supported operations"):
+(``ai_edge_litert.schema_py_generated``; TensorFlow's copy is the fallback). Only the real compiler
+(and an Edge TPU) confirm; the verdict is always reported as ``predicted``.
 
-* only the listed operations (``SUPPORTED_OPS``), with their known limitations
-  (pooling/concatenation without fused activation, MEAN over x/y only);
-* 8-bit integer tensors only (int8/uint8; int32 is allowed for biases and shape operands);
-* static shapes (no -1 in a shape signature), compile-time constant weights;
-* tensors with at most 3 dimensions larger than 1 ("only the 3 innermost dimensions may be > 1");
-* LSTM: unidirectional only, and in practice its input size must stay small (users report
-  compile failures or CPU fallback above ~1000 input features; flagged, not proven).
+Rules, each with its evidence. "docs" = coral.ai/docs/edgetpu/models-intro ("Supported operations",
+"Compatibility overview"); "pair X" = ``../shared/data/edgetpu-compiled/X`` (a real model and what the
+real compiler made of it; ``tests/test_edgetpu.py::test_analyzer_agrees_with_the_compiler`` checks all five):
 
-The Edge TPU compiler partitions the graph once: the first unsupported op (in execution order) and
-everything after it run on the CPU. A float->int QUANTIZE at a graph input and a DEQUANTIZE at a
-graph output stay on the CPU without cutting the graph (seen in real compiler logs).
+R1 op list: only ``SUPPORTED_OPS`` map (docs); custom operators never do (pair posenet: the
+   ``PosenetDecoderOp`` at the end stays on the CPU); SPLIT and CONCATENATION do (pair split_concat).
+R2 data types: tensors are 8-bit (int8/uint8); int32 only for constants (biases, shapes) (docs;
+   ARG_MAX's int64 output, pair deeplabv3). An int8 LSTM's 16-bit cell state is fine: the int8 Keras
+   UNIDIRECTIONAL_SEQUENCE_LSTM with its int16 state is mapped (pair keras_lstm_mnist_ptq), so int16
+   is accepted on LSTM ops only.
+R3 at most 3 dimensions larger than 1 per tensor (docs; the compiler's status "Tensor has unsupported
+   rank (up to 3 innermost dimensions mapped)", google-coral/edgetpu#708).
+R4 static shapes: no -1 in a shape signature (docs: "tensor sizes are constant at compile-time").
+R5 op limits from the docs table: pooling/concatenation without fused activation; MEAN over x/y only.
+R6 RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR from a 1x1 input stays on the CPU (pair deeplabv3: the
+   image-pooling branch's 1x1 -> 33x33 RESIZE_BILINEAR, align_corners, is where the compiler cut).
+   The docs only say "depending on input/output size, this operation may not be mapped"; other
+   resizes are predicted to map, with a note that the compiler may decide otherwise.
+R7 one Edge TPU segment: the first op that cannot map ends it, and it and EVERY op after it (in
+   execution order) run on the CPU even when supported (docs: "the compiler cannot partition the model
+   more than once"; pair deeplabv3: CONCATENATION and CONV_2D after the cut are on the CPU).
+   Exception: a float->int QUANTIZE of a graph input and a DEQUANTIZE to a float graph output stay on
+   the CPU without ending the segment (real compiler log, tests/fixtures/edgetpu/partial_mnist4_v15.log:
+   8 ops mapped between an unmapped QUANTIZE and DEQUANTIZE). An int->int QUANTIZE maps (pairs
+   keras_lstm_mnist_ptq, posenet).
+R8 one subgraph: control flow (WHILE, a float ConvLSTM's loop) is not an Edge TPU op (R1) and the
+   model's extra subgraphs are noted.
+Noted, never a CPU verdict (unverified here): LSTMs with a large input (users report failures above
+~1000 features).
 """
 from __future__ import annotations
 
@@ -33,8 +50,13 @@ SUPPORTED_OPS = frozenset({
     "SQUEEZE", "STRIDED_SLICE", "SUB", "SUM", "TANH", "TRANSPOSE", "TRANSPOSE_CONV",
 })
 NO_FUSED_ACTIVATION = frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION"})
+LSTM_OPS = frozenset({"LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM"})
+RESIZE_OPS = frozenset({"RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"})
 INT8_TYPES = ("INT8", "UINT8")
-LSTM_MAX_INPUT = 1000
+FLOAT_TYPES = ("FLOAT32", "FLOAT16", "FLOAT64")
+LSTM_LARGE_INPUT = 1000
+NOT_SUPPORTED = "operation not supported by the Edge TPU"
+PREDICTED = "predicted by the analyzer (only edgetpu_compiler and an Edge TPU confirm)"
 
 
 def _schema():
@@ -61,10 +83,11 @@ class OpReport:
     op: str
     supported: bool
     reasons: List[str] = field(default_factory=list)
-    on_tpu: bool = False            # after partitioning: before the cut and supported
+    on_tpu: bool = False            # after partitioning (R7): inside the Edge TPU segment and supported
     boundary: bool = False          # input QUANTIZE / output DEQUANTIZE kept on the CPU, no cut
     inputs: List[str] = field(default_factory=list)   # "int8[1,16,16,3]" per non-constant input
     outputs: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)    # doubts that are not a CPU verdict
 
 
 @dataclass
@@ -94,11 +117,15 @@ class EdgeTPUReport:
     def fraction_on_tpu(self) -> float:
         return self.ops_on_tpu / self.ops_total if self.ops_total else 0.0
 
+    def cpu_ops(self) -> List[str]:
+        """Predicted CPU ops in execution order: what the compiler would leave outside edgetpu-custom-op."""
+        return [o.op for o in self.ops if not o.on_tpu]
+
     def unsupported(self) -> List[OpReport]:
         return [o for o in self.ops if not o.supported and not o.boundary]
 
     def summary(self) -> str:
-        head = (f"{self.ops_on_tpu}/{self.ops_total} ops on the Edge TPU"
+        head = (f"{self.ops_on_tpu}/{self.ops_total} ops on the Edge TPU (predicted)"
                 + (" (100% mappable)" if self.mappable else ""))
         if self.first_unsupported is not None:
             o = self.ops[self.first_unsupported]
@@ -121,136 +148,185 @@ class EdgeTPUReport:
             {"index": self.first_unsupported, "op": self.ops[self.first_unsupported].op,
              "reasons": self.ops[self.first_unsupported].reasons},
             "unsupported": [{"index": o.index, "op": o.op, "reasons": o.reasons} for o in self.unsupported()][:20],
-            "op_counts": counts, "notes": self.notes, "source": "analyzer",
+            "cpu_ops": self.cpu_ops()[:50],
+            "op_counts": counts, "notes": self.notes, "source": "analyzer", "verdict": "predicted",
         }
 
 
-def _const_ints(model, tensor) -> Optional[List[int]]:
-    """Values of a constant int32 tensor (e.g. MEAN's axes), None if not constant."""
-    buf = model.Buffers(tensor.Buffer())
-    if buf is None or buf.DataLength() == 0:
+class _Graph:
+    """The first subgraph of a parsed model, with the lookups the rules need."""
+
+    def __init__(self, s, model):
+        self.s, self.model, self.g = s, model, model.Subgraphs(0)
+        self.op_names = _names(s.BuiltinOperator)
+        self.type_names = _names(s.TensorType)
+        self.inputs = set(int(i) for i in self.g.InputsAsNumpy()) if self.g.InputsLength() else set()
+        self.outputs = set(int(i) for i in self.g.OutputsAsNumpy()) if self.g.OutputsLength() else set()
+
+    def op_name(self, op) -> str:
+        code = self.model.OperatorCodes(op.OpcodeIndex())
+        bc = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
+        name = self.op_names.get(bc, f"BUILTIN_{bc}")
+        if name == "CUSTOM":
+            cc = code.CustomCode()
+            name = "CUSTOM:" + (cc.decode() if isinstance(cc, bytes) else str(cc))
+        return name
+
+    def dtype(self, t) -> str:
+        return self.type_names.get(t.Type(), str(t.Type()))
+
+    def is_const(self, t) -> bool:
+        b = self.model.Buffers(t.Buffer())
+        return b is not None and b.DataLength() > 0
+
+    @staticmethod
+    def shape(t) -> List[int]:
+        return [int(d) for d in t.ShapeAsNumpy()] if t.ShapeLength() else []
+
+    def describe(self, t) -> str:
+        return f"{self.dtype(t).lower()}{self.shape(t)}"
+
+    def const_ints(self, t) -> Optional[List[int]]:
+        """Values of a constant int32 tensor (e.g. MEAN's axes), None if not constant."""
+        buf = self.model.Buffers(t.Buffer())
+        if buf is None or buf.DataLength() == 0:
+            return None
+        raw = bytes(buf.DataAsNumpy().tobytes())
+        return list(struct.unpack("<%di" % (len(raw) // 4), raw))
+
+
+def _io(op):
+    ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
+    outs = [int(x) for x in op.OutputsAsNumpy()] if op.OutputsLength() else []
+    return ins, outs
+
+
+def _add(reasons: List[str], msg: str) -> None:
+    if msg not in reasons:
+        reasons.append(msg)
+
+
+def _dtype_reason(name: str, role: str, tname: str, const: bool) -> Optional[str]:
+    """R2 for one tensor of op ``name`` (role: input/output)."""
+    if tname in INT8_TYPES:
         return None
-    raw = bytes(buf.DataAsNumpy().tobytes())
-    return list(struct.unpack("<%di" % (len(raw) // 4), raw))
+    if tname in FLOAT_TYPES:
+        if (name == "QUANTIZE" and role == "input") or (name == "DEQUANTIZE" and role == "output"):
+            return None
+        return f"{tname.lower()} tensor (the Edge TPU runs 8-bit integers only)"
+    if tname == "INT32":
+        return None if const else "int32 activation tensor"
+    if tname == "INT16" and name in LSTM_OPS:
+        return None          # the int8 LSTM's 16-bit cell state (pair keras_lstm_mnist_ptq)
+    return f"{tname.lower()} tensor"
+
+
+def _tensor_reasons(G: _Graph, rep: OpReport, ins: List[int], outs: List[int]) -> List[str]:
+    """R2-R4 over every tensor the op reads or writes."""
+    reasons: List[str] = []
+    for role, idxs in (("input", ins), ("output", outs)):
+        for ti in idxs:
+            if ti < 0:
+                continue
+            t = G.g.Tensors(ti)
+            const = G.is_const(t)
+            if not const:
+                (rep.inputs if role == "input" else rep.outputs).append(G.describe(t))
+            why = _dtype_reason(rep.op, role, G.dtype(t), const)
+            if why:
+                _add(reasons, why)
+            sig = list(t.ShapeSignatureAsNumpy()) if t.ShapeSignatureLength() else []
+            if any(d < 0 for d in sig):
+                _add(reasons, "dynamic shape (-1 in the shape signature)")
+            shape = G.shape(t)
+            if not const and sum(1 for d in shape if d > 1) > 3:
+                _add(reasons, f"tensor {shape} has more than 3 dimensions larger than 1")
+    return reasons
+
+
+def _op_reasons(G: _Graph, op, rep: OpReport, ins: List[int]) -> List[str]:
+    """R1, R5, R6: what the op itself allows."""
+    name, reasons = rep.op, []
+    if name not in SUPPORTED_OPS:
+        reasons.append(NOT_SUPPORTED)
+    if name in NO_FUSED_ACTIVATION and _fused_activation(G.s, op, name):
+        reasons.append("fused activation function is not supported on this op")
+    if name == "MEAN" and len(ins) > 1:
+        axes = G.const_ints(G.g.Tensors(ins[1]))
+        if axes is not None and G.g.Tensors(ins[0]).ShapeLength() == 4 and any((a % 4) not in (1, 2) for a in axes):
+            reasons.append(f"MEAN over axes {axes}: only x/y reduction is supported")
+    if name in RESIZE_OPS and ins:
+        shape = G.shape(G.g.Tensors(ins[0]))
+        if len(shape) == 4 and shape[1] == 1 and shape[2] == 1:
+            reasons.append("resize of a 1x1 input (a broadcast): the compiler leaves it on the CPU")
+        else:
+            rep.notes.append("resize: the compiler maps it or not depending on input/output size")
+    if name in LSTM_OPS and ins:
+        shape = G.shape(G.g.Tensors(ins[0]))
+        if shape and shape[-1] > LSTM_LARGE_INPUT:
+            rep.notes.append(f"LSTM input size {shape[-1]} > ~{LSTM_LARGE_INPUT}: users report the compiler "
+                             "rejects or offloads larger LSTMs (not verified here)")
+    return reasons
+
+
+def _is_boundary(G: _Graph, rep: OpReport, ins: List[int], outs: List[int]) -> bool:
+    """R7's exception: float->int QUANTIZE of a graph input, DEQUANTIZE to a graph output."""
+    if rep.op == "QUANTIZE" and ins and ins[0] in G.inputs:
+        return G.dtype(G.g.Tensors(ins[0])) in FLOAT_TYPES
+    if rep.op == "DEQUANTIZE" and outs and outs[0] in G.outputs:
+        return True
+    return False
+
+
+def _check(G: _Graph, i: int) -> OpReport:
+    op = G.g.Operators(i)
+    rep = OpReport(index=i, op=G.op_name(op), supported=False)
+    ins, outs = _io(op)
+    rep.reasons = _op_reasons(G, op, rep, ins) + _tensor_reasons(G, rep, ins, outs)
+    rep.supported = not rep.reasons
+    rep.boundary = _is_boundary(G, rep, ins, outs)
+    return rep
+
+
+def _partition(ops: List[OpReport]) -> Optional[int]:
+    """R7: one Edge TPU segment; returns the index of the cut (None: nothing cut)."""
+    for rep in ops:
+        if rep.boundary:
+            continue
+        if not rep.supported:
+            return rep.index
+        rep.on_tpu = True
+    return None
+
+
+def _model_notes(G: _Graph, n_sub: int, in_dt: str) -> List[str]:
+    notes = []
+    if n_sub > 1:
+        notes.append(f"{n_sub} subgraphs (control flow such as WHILE): the Edge TPU compiler supports one")
+    if in_dt.startswith("float"):
+        notes.append("float model input: not a full-integer model (convert with int8 I/O for the Edge TPU)")
+    return notes
 
 
 def analyze(path: str) -> EdgeTPUReport:
-    """Read ``path`` and apply the Edge TPU rules op by op (see module docstring)."""
+    """Read ``path`` and apply the rules R1-R8 (module docstring) op by op; a prediction."""
     s = _schema()
     with open(path, "rb") as f:
         data = f.read()
     try:
         model = s.Model.GetRootAsModel(data, 0)
+        G = _Graph(s, model)
     except Exception as e:
         raise ValueError(f"{path}: not a TFLite flatbuffer ({e})") from e
-    op_names = _names(s.BuiltinOperator)
-    type_names = _names(s.TensorType)
-    g = model.Subgraphs(0)
+    ops = [_check(G, i) for i in range(G.g.OperatorsLength())]
+    cut = _partition(ops)
+    first_in = [int(G.g.InputsAsNumpy()[0])] if G.g.InputsLength() else []
+    first_out = [int(G.g.OutputsAsNumpy()[0])] if G.g.OutputsLength() else []
+    in_dt = G.dtype(G.g.Tensors(first_in[0])).lower() if first_in else "?"
+    out_dt = G.dtype(G.g.Tensors(first_out[0])).lower() if first_out else "?"
     n_sub = model.SubgraphsLength()
-    graph_inputs = set(int(i) for i in g.InputsAsNumpy()) if g.InputsLength() else set()
-    graph_outputs = set(int(i) for i in g.OutputsAsNumpy()) if g.OutputsLength() else set()
-
-    def is_const(t) -> bool:
-        b = model.Buffers(t.Buffer())
-        return b is not None and b.DataLength() > 0
-
-    def describe(t) -> str:
-        shape = list(t.ShapeAsNumpy()) if t.ShapeLength() else []
-        return f"{type_names.get(t.Type(), t.Type()).lower()}{[int(d) for d in shape]}"
-
-    ops: List[OpReport] = []
-    for i in range(g.OperatorsLength()):
-        op = g.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        bc = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
-        name = op_names.get(bc, f"BUILTIN_{bc}")
-        if name == "CUSTOM":
-            cc = code.CustomCode()
-            name = "CUSTOM:" + (cc.decode() if isinstance(cc, bytes) else str(cc))
-        reasons: List[str] = []
-        if name not in SUPPORTED_OPS:
-            reasons.append("operation not supported by the Edge TPU")
-        ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
-        outs = [int(x) for x in op.OutputsAsNumpy()] if op.OutputsLength() else []
-        rep = OpReport(index=i, op=name, supported=False)
-        dyn = False
-        for role, idxs in (("input", ins), ("output", outs)):
-            for ti in idxs:
-                if ti < 0:
-                    continue
-                t = g.Tensors(ti)
-                tname = type_names.get(t.Type(), str(t.Type()))
-                const = is_const(t)
-                if not const:
-                    (rep.inputs if role == "input" else rep.outputs).append(describe(t))
-                if tname in ("FLOAT32", "FLOAT16", "FLOAT64") and not (name == "QUANTIZE" and role == "input") \
-                        and not (name == "DEQUANTIZE" and role == "output"):
-                    msg = f"{tname.lower()} tensor (the Edge TPU runs 8-bit integers only)"
-                    if msg not in reasons:
-                        reasons.append(msg)
-                elif tname not in INT8_TYPES + ("INT32",) and not (tname in ("FLOAT32",)):
-                    msg = f"{tname.lower()} tensor"
-                    if msg not in reasons:
-                        reasons.append(msg)
-                elif tname == "INT32" and not const:
-                    msg = "int32 activation tensor"
-                    if msg not in reasons:
-                        reasons.append(msg)
-                sig = list(t.ShapeSignatureAsNumpy()) if t.ShapeSignatureLength() else []
-                if any(d < 0 for d in sig) and not dyn:
-                    reasons.append("dynamic shape (-1 in the shape signature)")
-                    dyn = True
-                shape = [int(d) for d in t.ShapeAsNumpy()] if t.ShapeLength() else []
-                if not const and sum(1 for d in shape if d > 1) > 3:
-                    msg = f"tensor {shape} has more than 3 dimensions larger than 1"
-                    if msg not in reasons:
-                        reasons.append(msg)
-        if name in NO_FUSED_ACTIVATION:
-            fused = _fused_activation(s, op, name)
-            if fused:
-                reasons.append("fused activation function is not supported on this op")
-        if name == "MEAN" and len(ins) > 1:
-            axes = _const_ints(model, g.Tensors(ins[1]))
-            rank = g.Tensors(ins[0]).ShapeLength()
-            if axes is not None and rank == 4 and any((a % 4) not in (1, 2) for a in axes):
-                reasons.append(f"MEAN over axes {axes}: only x/y reduction is supported")
-        if name in ("UNIDIRECTIONAL_SEQUENCE_LSTM", "LSTM") and ins:
-            shape = [int(d) for d in g.Tensors(ins[0]).ShapeAsNumpy()]
-            if shape and shape[-1] > LSTM_MAX_INPUT:
-                reasons.append(f"LSTM input size {shape[-1]} > ~{LSTM_MAX_INPUT} (users report the compiler "
-                               "rejects or offloads larger LSTMs)")
-        rep.reasons = reasons
-        rep.supported = not reasons
-        if name == "QUANTIZE" and ins and ins[0] in graph_inputs and reasons == [] and \
-                type_names.get(g.Tensors(ins[0]).Type()) == "FLOAT32":
-            rep.boundary = True
-        if name == "DEQUANTIZE" and outs and outs[0] in graph_outputs:
-            rep.boundary = True
-        ops.append(rep)
-
-    # float->int8 QUANTIZE of a float input: CPU boundary, not a cut
-    for rep in ops:
-        if rep.op == "QUANTIZE" and rep.inputs and rep.inputs[0].startswith("float32"):
-            rep.boundary = True
-    cut = None
-    for rep in ops:
-        if rep.boundary:
-            continue
-        if not rep.supported:
-            cut = rep.index
-            break
-        rep.on_tpu = True
-    notes = []
-    if n_sub > 1:
-        notes.append(f"{n_sub} subgraphs (control flow such as WHILE): the Edge TPU compiler supports one")
-    t_in = g.Tensors(int(g.InputsAsNumpy()[0])) if g.InputsLength() else None
-    t_out = g.Tensors(int(g.OutputsAsNumpy()[0])) if g.OutputsLength() else None
-    in_dt = type_names.get(t_in.Type(), "?").lower() if t_in is not None else "?"
-    out_dt = type_names.get(t_out.Type(), "?").lower() if t_out is not None else "?"
-    if in_dt.startswith("float"):
-        notes.append("float model input: not a full-integer model (convert with int8 I/O for the Edge TPU)")
     return EdgeTPUReport(path=path, ops=ops, subgraphs=n_sub, input_dtype=in_dt, output_dtype=out_dt,
-                         first_unsupported=cut, notes=notes)
+                         first_unsupported=cut, notes=_model_notes(G, n_sub, in_dt))
 
 
 def _fused_activation(s, op, name: str) -> bool:
@@ -258,10 +334,7 @@ def _fused_activation(s, op, name: str) -> bool:
         opts = op.BuiltinOptions()
         if opts is None:
             return False
-        if name == "CONCATENATION":
-            o = s.ConcatenationOptions()
-        else:
-            o = s.Pool2DOptions()
+        o = s.ConcatenationOptions() if name == "CONCATENATION" else s.Pool2DOptions()
         o.Init(opts.Bytes, opts.Pos)
         return int(o.FusedActivationFunction()) != 0
     except Exception:
@@ -275,10 +348,11 @@ def format_report(report: EdgeTPUReport, limit: int = 40) -> str:
         lines.append(f"  note: {n}")
     for o in report.ops[:limit]:
         where = "TPU" if o.on_tpu else ("CPU (boundary)" if o.boundary else "CPU")
-        why = "; ".join(o.reasons)
+        why = "; ".join(o.reasons + [f"note: {n}" for n in o.notes])
         lines.append(f"  #{o.index:<3d} {o.op:<30s} {where:<15s} {why}")
     if len(report.ops) > limit:
         lines.append(f"  ... {len(report.ops) - limit} more ops")
+    lines.append(f"  ({PREDICTED})")
     return "\n".join(lines)
 
 

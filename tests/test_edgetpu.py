@@ -1,12 +1,21 @@
-"""Edge TPU: the flatbuffer analyzer and the edgetpu_compiler step (log parser on real log text)."""
+"""Edge TPU: the flatbuffer analyzer (a prediction) against the real compiler, plus the log parser on
+real yolov3-tiny/MNIST compiler text (more compiler tests: tests/test_edgetpu_compiler.py)."""
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
 
 from quantize import edgetpu_compiler as EC
+
+sys.path.insert(0, os.path.dirname(__file__))
+from conftest import shared_data_path  # noqa: E402
+
+PAIRS_DIR = shared_data_path() / "edgetpu-compiled"
+PAIRS = ("keras_lstm_mnist_ptq", "mobilenet_v1_0.25_128_quant", "deeplabv3_mnv2_dm05_pascal_quant",
+         "posenet_mobilenet_v1_075_353_481_16_quant_decoder", "split_concat")
 
 # Real edgetpu_compiler stdout (Edge TPU Compiler 15.0.340273435 compiling yolov3-tiny), as published in a
 # public GitHub README about compiling YOLO for the Edge TPU. Partially mapped model.
@@ -80,42 +89,6 @@ def test_parse_real_operation_log_counts_from_table():
     assert not log.mappable
     d = log.to_dict()
     assert d["source"] == "edgetpu_compiler" and d["ops_on_tpu"] == 8
-
-
-def test_parse_garbage_gives_nothing():
-    log = EC.parse_log("bash: edgetpu_compiler: command not found\n")
-    assert log.ops_total is None and log.ops_on_tpu is None and not log.success and not log.mappable
-
-
-def test_compiler_absent_says_how_to_get_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))          # nothing on PATH
-    res = EC.compile_model(str(tmp_path / "m.tflite"), str(tmp_path / "out"))
-    assert not res.produced and res.output is None
-    assert "edgetpu_compiler" in res.reason
-    assert ("apt-get install edgetpu-compiler" in res.reason) or ("x86-64" in res.reason)
-
-
-def test_compiler_runs_and_log_is_kept(tmp_path, monkeypatch):
-    """A stand-in executable that prints the real log format proves the subprocess/log plumbing; the
-    real compiler is only available on x86-64 Linux with Coral's apt repository."""
-    if EC.unavailable_reason() is not None and EC.find_compiler() is None and \
-            os.uname().machine not in ("x86_64", "AMD64"):
-        pytest.skip("not x86-64 Linux")
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    logfile = tmp_path / "sample.log"
-    logfile.write_text(MNIST_LOG)
-    exe = bindir / "edgetpu_compiler"
-    exe.write_text("#!/bin/sh\n# args: -s -o OUT MODEL\nout=$3; model=$4; b=$(basename \"$model\" .tflite)\n"
-                   f"cp \"$model\" \"$out/${{b}}_edgetpu.tflite\"; cat {logfile}\n")
-    exe.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bindir}:{os.environ.get('PATH', '')}")
-    model = tmp_path / "enc_int8.tflite"
-    model.write_bytes(b"x" * 64)
-    res = EC.compile_model(str(model), str(tmp_path / "out"))
-    assert res.produced and os.path.basename(res.output) == "enc_int8_edgetpu.tflite"
-    assert os.path.exists(res.log_path) and "Mapped to Edge TPU" in open(res.log_path).read()
-    assert res.log.ops_on_tpu == 8
 
 
 # ------------------------------------------------------------------------------------- analyzer
@@ -221,3 +194,90 @@ def test_analyze_cli(tiny_tflites, capsys):
     assert "100% mappable" in capsys.readouterr().out
     assert main(["analyze", tiny_tflites["convlstm_fp32"]]) == 1
     assert main(["analyze", "/nonexistent.tflite"]) == 2
+
+
+# ------------------------------------------------------------------ analyzer vs the real compiler
+def compiled_cpu_ops(path: str):
+    """Operators the real compiler left outside ``edgetpu-custom-op`` in a ``*_edgetpu.tflite``."""
+    from ai_edge_litert import schema_py_generated as s
+
+    names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_") and isinstance(v, int)}
+    with open(path, "rb") as f:
+        m = s.Model.GetRootAsModel(f.read(), 0)
+    g, out = m.Subgraphs(0), []
+    for i in range(g.OperatorsLength()):
+        code = m.OperatorCodes(g.Operators(i).OpcodeIndex())
+        name = names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
+        if name == "CUSTOM":
+            name = "CUSTOM:" + code.CustomCode().decode()
+        if name != "CUSTOM:edgetpu-custom-op":
+            out.append(name)
+    return out
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("pair", PAIRS)
+def test_analyzer_agrees_with_the_compiler(pair):
+    """Predicted CPU ops == what the real compiler left on the CPU (order included), for every pair."""
+    from quantize.edgetpu_analyzer import analyze
+
+    src, compiled = PAIRS_DIR / f"{pair}.tflite", PAIRS_DIR / f"{pair}_edgetpu.tflite"
+    if not compiled.exists():
+        pytest.skip(f"{PAIRS_DIR} is absent (real compiler outputs; see ../shared/data/edgetpu-compiled/README.md)")
+    real = compiled_cpu_ops(str(compiled))
+    r = analyze(str(src))
+    assert r.cpu_ops() == real, r.summary()
+    assert r.mappable == (real == [])
+    assert r.to_dict()["verdict"] == "predicted"
+
+
+@pytest.mark.realdata
+def test_int8_lstm_with_int16_state_maps():
+    from quantize.edgetpu_analyzer import analyze
+
+    path = PAIRS_DIR / "keras_lstm_mnist_ptq.tflite"
+    if not path.exists():
+        pytest.skip(f"{PAIRS_DIR} is absent")
+    r = analyze(str(path))
+    lstm = next(o for o in r.ops if o.op == "UNIDIRECTIONAL_SEQUENCE_LSTM")
+    assert lstm.on_tpu and lstm.reasons == []
+    assert r.first_unsupported is None and r.mappable
+
+
+@pytest.mark.realdata
+def test_cut_sends_supported_ops_after_it_to_the_cpu():
+    from quantize.edgetpu_analyzer import analyze
+
+    path = PAIRS_DIR / "deeplabv3_mnv2_dm05_pascal_quant.tflite"
+    if not path.exists():
+        pytest.skip(f"{PAIRS_DIR} is absent")
+    r = analyze(str(path))
+    cut = r.ops[r.first_unsupported]
+    assert cut.op == "RESIZE_BILINEAR" and "1x1" in cut.reasons[0]
+    after = r.ops[cut.index + 1:]
+    assert any(o.supported and not o.on_tpu for o in after)      # CONCATENATION, CONV_2D: supported, CPU
+    assert r.ops_on_tpu == cut.index
+
+
+def test_lrcn_edge_int8_lstm_head_is_predicted_mappable():
+    """The head (int8 UNIDIRECTIONAL_SEQUENCE_LSTM, int16 cell state) was marked CPU-only before."""
+    from _tiny_models import cached_bundle
+
+    from quantize.edgetpu_analyzer import analyze
+
+    r = analyze(os.path.join(cached_bundle(), "head_int8.tflite"))
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in {o.op for o in r.ops}
+    assert r.mappable and r.first_unsupported is None, r.summary()
+    assert r.cpu_ops() == []
+
+
+def test_analyze_json_keeps_op_counts(tiny_tflites, capsys):
+    import json
+
+    from quantize.cli import main
+
+    assert main(["analyze", "--json", tiny_tflites["lrelu_int8"]]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["op_counts"]["LEAKY_RELU"] == {"count": 1, "on_tpu": 0}
+    assert d["op_counts"]["CONV_2D"]["count"] == 2 and d["op_counts"]["CONV_2D"]["on_tpu"] == 1
+    assert d["verdict"] == "predicted" and d["cpu_ops"] == ["LEAKY_RELU", "CONV_2D"]
