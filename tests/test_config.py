@@ -79,8 +79,7 @@ def test_env_config_dir(tmp_path, monkeypatch):
 def test_builtin_defaults_when_no_yaml(monkeypatch, tmp_path):
     import edge.config as config
     from edge.config import builtin
-    monkeypatch.setattr(config, "CONFIG_DIR", tmp_path)          # an installed package: no device_configs/
-    monkeypatch.delenv("EDGE_DEVICE_CONFIGS", raising=False)
+    monkeypatch.setattr(config, "config_dirs", lambda: [tmp_path])  # an installed package without any YAML
     c = builtin("coral-usb")
     assert (c.device, c.backend, c.head_backend) == ("coral", "edgetpu", "tflite") and "built-in" in c.description
     assert builtin("jetson-nano").backend == "tensorrt" and builtin("x86-cpu").backend == "tflite"
