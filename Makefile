@@ -1,10 +1,16 @@
 # edge-action. A newcomer needs two commands:  `make demo`  (the whole job on an embedded synthetic
 # dataset, CPU backend) and  `make test`  (the test suite; what CI runs). Both set everything up first.
 SHELL   := /bin/bash
-BIN     := .venv/bin
-PY      := $(BIN)/python
+# host, or device on a Jetson / Coral board (scripts/setup.sh decides: device tree, or SETUP_TARGET=device).
+# On a device `make setup` installs the base package only into a --system-site-packages .venv (NO_VENV=1:
+# the user site, no venv) and `make run` runs an existing bundle instead of training one.
+TARGET  := $(shell bash scripts/setup.sh --target 2>/dev/null || echo host)
+BOARD   := $(if $(filter device,$(TARGET)),$(shell bash scripts/setup.sh --board 2>/dev/null))
+BIN     := $(if $(filter 1,$(NO_VENV)),$(HOME)/.local/bin,.venv/bin)
+PY      := $(if $(filter 1,$(NO_VENV)),python3,$(BIN)/python)
 WORK    ?= work
-DEVICE  ?= x86-cpu
+BOARD_CONFIG := $(if $(word 2,$(BOARD)),,$(BOARD))
+DEVICE  ?= $(if $(filter device,$(TARGET)),$(or $(BOARD_CONFIG),auto),x86-cpu)
 MODEL   ?= lrcn-edge
 SYNTH   := $(WORK)/data/synth
 DATA    ?= $(SYNTH)
@@ -16,13 +22,16 @@ TRAIN_CONFIG ?= demo
 QUANTIZE_ARGS ?= --sparsity 0.7 --prune-epochs 10
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-all demo data train quantize run bench bench-data bench-runner soak bench-accuracy ucf101-formats clean
+.PHONY: help setup setup-device test test-all demo data train quantize run bench bench-data bench-runner soak bench-accuracy ucf101-formats clean
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-setup:           ## install system packages + .venv (idempotent, fast when nothing is missing)
+setup:           ## install system packages + .venv (idempotent; on a Jetson/Coral board: base package only)
 	@bash scripts/setup.sh
+
+setup-device:    ## set up as on a Jetson/Coral board even when not detected (DRY_RUN=1: print the plan only)
+	@SETUP_TARGET=device bash scripts/setup.sh
 
 test: setup      ## run the default test suite (what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -46,9 +55,12 @@ train: data      ## train $(MODEL) on $(DATA) into $(RUN) (skipped when the run 
 quantize: train  ## prune + QAT + int8/float TFLite, Edge TPU, ONNX (+TensorRT on a Jetson) -> $(BUNDLE)
 	$(BIN)/edge-quantize $(RUN) --out $(BUNDLE) $(QUANTIZE_ARGS)
 
-run: quantize    ## edge-run the bundle on a held-out synthetic video (never trained on), CPU backend
+RUN_DEPS    := $(if $(filter device,$(TARGET)),setup,quantize)
+RUN_DEVICE  ?= $(if $(filter device,$(TARGET)),auto,cpu)
+RUN_INPUT   ?= $$(ls $(SYNTH)-heldout/*/*.avi | head -1)
+run: $(RUN_DEPS) ## edge-run $(BUNDLE) on a held-out video (host: CPU, after quantize; board: --device auto)
 	@mkdir -p $(WORK)/run
-	$(BIN)/edge-run --device cpu --model $(BUNDLE) "$$(ls $(SYNTH)-heldout/*/*.avi | head -1)" $(WORK)/run/annotated.mp4 \
+	$(BIN)/edge-run --device $(RUN_DEVICE) --model $(BUNDLE) "$(RUN_INPUT)" $(WORK)/run/annotated.mp4 \
 	  --headless --jsonl $(WORK)/run/predictions.jsonl --summary $(WORK)/run/summary.json
 
 bench: setup     ## edge-bench $(BUNDLE) with device_configs/$(DEVICE).yaml -> $(REPORT)

@@ -89,24 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def list_devices() -> str:
-    from .config import ConfigError, available_configs, load_config
-    from .detect import detect
+    from .detect import describe  # configs, detection, cameras: edge/detect.py owns the listing
 
-    d = detect()
-    lines = ["device configs:"]
-    for name, path in available_configs().items():
-        try:
-            c = load_config(str(path))
-            lines.append(f"  {name:<18} device={c.device:<7} backend={c.backend:<12} precision={c.precision:<8} "
-                         f"{c.description}")
-        except ConfigError as e:
-            lines.append(f"  {name:<18} INVALID: {e}")
-    info = d.to_dict()
-    lines += ["detected here:", f"  model: {d.model or '(no /proc/device-tree/model)'}  arch: {d.arch}",
-              f"  Edge TPU: pcie={d.edgetpu_pcie} usb={d.edgetpu_usb}  tensorrt: {d.tensorrt}",
-              f"  --device auto -> {info['config']} ({info['device']})",
-              "  evidence: " + "; ".join(d.evidence)]
-    return "\n".join(lines)
+    return describe()
 
 
 def _size(text: Optional[str]):

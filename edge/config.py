@@ -7,8 +7,6 @@ silently falls back to a default. CLI flags override the loaded values (``Device
 Configs are looked up by name in ``$EDGE_DEVICE_CONFIGS`` and then in the repository's
 ``device_configs/`` directory; a path to a YAML file works anywhere.
 """
-from __future__ import annotations
-
 import dataclasses
 import os
 import sys
@@ -16,6 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List
+
+from .detect import parse_edgetpu_device
 
 DEVICES = ("cpu", "coral", "jetson")
 BACKENDS = ("tflite", "edgetpu", "tensorrt", "onnxruntime")
@@ -83,7 +83,7 @@ class DeviceConfig:
     head_backend:   runtime for a streaming bundle's temporal head (small; CPU is fine)
     precision:      preferred artifact precision (others are tried in order float32, ... when absent)
     threads:        CPU threads for tflite/onnxruntime (0 = all cores)
-    edgetpu_device: "usb", "usb:0", "pci:0" or "" (first found)
+    edgetpu_device: pycoral device string: "" (first found), ":N", "usb", "usb:N", "pci", "pci:N"
     tensorrt_precision: fp32 | fp16 | int8 when an engine is built from ONNX on the device
     platform:       informational (arch, OS, JetPack, TensorRT versions ...), shown by --list-devices
     pipelines:      per-kind GStreamer template overrides (see edge.sources.pipelines)
@@ -134,21 +134,35 @@ def _check_choices(cfg: DeviceConfig, where: str) -> None:
             raise ConfigError(f"{where}: pipelines.{kind}: unknown source kind (known: {', '.join(SOURCE_KINDS)})")
     if cfg.threads < 0:
         raise ConfigError(f"{where}: threads: must be >= 0")
+    try:
+        parse_edgetpu_device(cfg.edgetpu_device)
+    except ValueError as e:
+        raise ConfigError(f"{where}: edgetpu_device: {e}") from None
 
 
 def _type_name(t) -> str:
     return getattr(t, "__name__", str(t))
 
 
+def _dict_types(tp):
+    """(key type, value type) when ``tp`` is ``Dict[K, V]``, else None. Reads ``__origin__``/``__args__``
+    (``typing.get_origin/get_args`` are Python 3.8+; Mendel has 3.7, JetPack 4.6 has 3.6, where
+    ``Dict[K, V].__origin__`` is ``typing.Dict`` instead of ``dict``)."""
+    if getattr(tp, "__origin__", None) in (dict, Dict):
+        args = getattr(tp, "__args__", None) or ()
+        if len(args) == 2:
+            return args
+    return None
+
+
 def _convert(value: Any, tp, where: str, key: str):
     """Check ``value`` against annotation ``tp``; nested dataclasses are built recursively."""
-    origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {key}: expected a mapping, got {type(value).__name__}")
         return _build(tp, value, where, key + ".")
-    if origin in (dict, Dict):
-        kt, vt = typing.get_args(tp)
+    if _dict_types(tp) is not None:
+        vt = _dict_types(tp)[1]
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {key}: expected a mapping, got {type(value).__name__}")
         out = {}
