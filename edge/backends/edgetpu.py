@@ -23,9 +23,9 @@ import ctypes.util
 import logging
 import os
 import platform
-import re
 from typing import Dict, Optional, Tuple
 
+from ..detect import parse_edgetpu_device
 from .base import BackendUnavailable
 from .tflite import INSTALL_HINT as TFLITE_INSTALL_HINT
 from .tflite import TFLiteBackend
@@ -47,7 +47,6 @@ ABI_NOTICE = ("tflite_runtime is not installed: loading libedgetpu into ai-edge-
 DEVICE_HELP = "usb, usb:N, pci, pci:N or :N (N-th Edge TPU of any kind); empty = first found"
 
 _LIBS = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
-_DEVICE = re.compile(r"^(usb|pci)(:\d+)?$|^:\d+$")
 
 
 def delegate_library(system: Optional[str] = None) -> str:
@@ -59,8 +58,7 @@ def check_device(device: Optional[str]) -> Optional[str]:
     """The device string unchanged if pycoral/libedgetpu accept it, None for 'first found'."""
     if not device:
         return None
-    if not _DEVICE.match(device):
-        raise ValueError(f"Edge TPU device must be {DEVICE_HELP}; got {device!r}")
+    parse_edgetpu_device(device)  # the one parser of pycoral's strings (ValueError lists the forms)
     return device
 
 
