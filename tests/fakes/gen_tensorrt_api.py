@@ -114,12 +114,15 @@ def parse_file(src, path, out):
         if m.group(1) == "class_":
             members = sorted(set(x.group(2) for x in MEMBER_RE.finditer(body)))
             entry = out["classes"].setdefault(name, {"cpp": cpp[0], "bases": [], "members": [], "file": path})
-            entry["bases"] = [b for b in cpp[1:] if not b.startswith(("std::", "py::")) and not b.startswith("Py")]
+            entry["bases"] = [b for b in cpp[1:] if "<" not in b and not b.startswith(("std::", "py::", "Py", "py"))]
             entry["members"] = sorted(set(entry["members"]) | set(members))
             if var:
                 variables[var] = name
         else:
-            vals = sorted(set(VALUE_RE.findall(body)))
+            vals = []  # source order: the enum's integer values follow it
+            for v in VALUE_RE.findall(body):
+                if v not in vals:
+                    vals.append(v)
             owner = None if parent == "m" else variables.get(parent, parent)
             out["enums"][name] = {"values": vals, "parent": owner, "file": path}
     for var, name in variables.items():  # later `var.def(...)` statements
@@ -143,6 +146,7 @@ def surface(repo, tag):
         src = git_show(repo, tag, path)
         if src is not None:
             out["module"].update(re.findall(r"^def (\w+)\(", src, flags=re.M))
+            out["module"].update(re.findall(r"^(__version__)\s*=", src, flags=re.M))
             files.append(path)
     cpp_to_py = {v["cpp"]: k for k, v in out["classes"].items()}
     classes = {}
