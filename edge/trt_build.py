@@ -306,7 +306,9 @@ def cached_engine(onnx_path, precision, gpu, cache_dir=None, notice=None, worksp
     next_to_model = os.path.join(os.path.dirname(os.path.abspath(plan.onnx)), name)
     if os.path.isfile(next_to_model):
         return next_to_model
-    path = os.path.join(cache_dir or default_cache_dir(onnx_path), name)
+    cache_dir = cache_dir or default_cache_dir(onnx_path)
+    os.makedirs(cache_dir, exist_ok=True)
+    path = os.path.join(cache_dir, name)
     if not os.path.isfile(path):
         notice("building the TensorRT {} {} engine for {} (minutes on a Jetson; cached as {})".format(
             trt.__version__, plan.precision, os.path.basename(plan.onnx), name))
