@@ -20,7 +20,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 from fakes import fake_cuda, fake_tensorrt as FT, onnx_models as OM  # noqa: E402
 
 from edge.backends.base import BackendOptions, BackendUnavailable  # noqa: E402
-from edge.trt_build import TrtApi, parse_engine_name  # noqa: E402
 
 VERSIONS = FT.VERSIONS
 X = np.random.default_rng(3).random(OM.SHAPE).astype(np.float32)
@@ -56,6 +55,12 @@ def load(path, precision="fp16", cache_dir=None):
     from edge.backends.tensorrt import TensorRTBackend
 
     return TensorRTBackend(str(path), BackendOptions(precision=precision, cache_dir=str(cache_dir) if cache_dir else None))
+
+
+def parse_engine_name(path):
+    from edge.trt_build import parse_engine_name as parse
+
+    return parse(path)
 
 
 def engine_header(path):
@@ -128,6 +133,8 @@ def test_fake_raises_for_names_the_release_lacks(version, use_trt):
                 tensor_io=True)),
 ])
 def test_api_chosen_by_feature(version, expect, use_trt):
+    from edge.trt_build import TrtApi
+
     api = TrtApi(use_trt(version)).describe()
     assert {k: api[k] for k in expect} == expect
 

@@ -112,16 +112,12 @@ class _IBuilderConfig(object):
     int8_calibrator = property(_get_cal, _set_cal)
 
 
-class _IHostMemory(object):
-    def __init__(self, data):
-        self._data = bytes(data)
-
-    def __bytes__(self):
-        return self._data
+class _IHostMemory(bytes):
+    """Supports the buffer protocol like the real one (``py::buffer_protocol()``): f.write(mem) works."""
 
     @property
     def nbytes(self):
-        return len(self._data)
+        return len(self)
 
 
 class _OnnxParser(object):
@@ -388,7 +384,7 @@ def _restricted(impl, name, allowed, mod):
     ns = {k: v for k, v in impl.__dict__.items()
           if k in allowed or (k.startswith("_") and k not in ("__dict__", "__weakref__"))}
     ns["_trt"] = mod
-    return type(name, (object,), ns)
+    return type(name, tuple(b for b in impl.__bases__ if b is not object) or (object,), ns)
 
 
 def make_module(version):
