@@ -247,12 +247,24 @@ def _symmetric_activations(g, inits):
         n.input[1], n.input[2] = done[key]
 
 
+def _rename(g, old: str, new: str) -> None:
+    for n in g.node:
+        n.input[:] = [new if x == old else x for x in n.input]
+        n.output[:] = [new if x == old else x for x in n.output]
+    for vi in list(g.input) + list(g.output):
+        if vi.name == old:
+            vi.name = new
+
+
 def qdq_for_tensorrt(model, io_quant: Optional[dict] = None):
     """A tf2onnx conversion of an int8 TFLite rewritten for TensorRT's explicit quantization: float
     I/O, symmetric int8 Q/DQ (zero point 0) with the TFLite's (QAT) ranges, float weights behind
     Q/DQ and float biases. Runs on onnxruntime too (checked against the int8 TFLite by ``verify_qdq``)."""
     g = model.graph
     _float_io(model, io_quant or {})
+    if len(g.input) == 1 and len(g.output) == 1:   # the names ``export`` gives the float ONNX
+        _rename(g, g.input[0].name, "input")
+        _rename(g, g.output[0].name, "scores")
     _constant_dq(g, _inits(g))
     _symmetric_activations(g, _inits(g))
     used = {x for n in g.node for x in n.input}
@@ -271,7 +283,11 @@ def export_qdq(int8_tflite: str, path: str, opset: int = DEFAULT_OPSET) -> str:
 
     if opset < 13:
         raise ValueError(f"opset must be >= 13 (per-axis QuantizeLinear), got {opset}")
-    model, _ = tf2onnx.convert.from_tflite(int8_tflite, opset=opset)
+    try:
+        model, _ = tf2onnx.convert.from_tflite(int8_tflite, opset=opset)
+    except Exception as e:  # e.g. int8 UNIDIRECTIONAL_SEQUENCE_LSTM: tf2onnx 1.17 cannot convert it
+        raise ValueError(f"{os.path.basename(int8_tflite)}: tf2onnx cannot convert this int8 TFLite to a QDQ ONNX "
+                         f"({str(e).splitlines()[0][:160]}); TensorRT builds this part at fp16 instead") from e
     model = qdq_for_tensorrt(model, io_quantization(int8_tflite))
     onnx.checker.check_model(model)
     onnx.save(model, path)

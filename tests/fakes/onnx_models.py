@@ -60,4 +60,4 @@ def reference(path, x):
     import onnxruntime as ort
 
     s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return s.run(None, {"input": np.asarray(x, np.float32)})[0]
+    return s.run(None, {s.get_inputs()[0].name: np.asarray(x, np.float32)})[0]
