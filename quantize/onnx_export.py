@@ -304,7 +304,8 @@ class VariantCheck:
     tolerance: float
 
     def ok(self) -> bool:
-        return self.max_abs_diff <= self.tolerance and self.top1_agreement >= 0.99
+        """Verified on at least one input, within tolerance, same top-1."""
+        return self.n > 0 and self.max_abs_diff <= self.tolerance and self.top1_agreement >= 0.99
 
     def to_dict(self) -> dict:
         return {"reference": self.reference, "max_abs_diff": self.max_abs_diff,
@@ -314,6 +315,8 @@ class VariantCheck:
 def _onnx_outputs(path: str, inputs: Sequence[np.ndarray]) -> np.ndarray:
     from edge.backends.onnxruntime import OnnxRuntimeBackend
 
+    if not len(inputs):
+        return np.zeros((0, 0), np.float32)
     b = OnnxRuntimeBackend(path)
     try:
         return np.stack([b.infer(np.asarray(x)[None]).reshape(-1) for x in inputs])
@@ -324,8 +327,9 @@ def _onnx_outputs(path: str, inputs: Sequence[np.ndarray]) -> np.ndarray:
 def _compare(reference: str, ours: np.ndarray, ref: np.ndarray, tol: float) -> VariantCheck:
     from edge.metrics import top1_agreement
 
-    diff = float(np.abs(ours - ref).max()) if len(ref) else 0.0
-    return VariantCheck(reference, diff, top1_agreement(ours, ref), len(ref), float(tol))
+    if not len(ref):
+        return VariantCheck(reference, 0.0, 0.0, 0, float(tol))
+    return VariantCheck(reference, float(np.abs(ours - ref).max()), top1_agreement(ours, ref), len(ref), float(tol))
 
 
 def verify_qdq(qdq_onnx: str, int8_tflite: str, inputs: Sequence[np.ndarray], rtol: float = 0.05) -> VariantCheck:
@@ -334,7 +338,7 @@ def verify_qdq(qdq_onnx: str, int8_tflite: str, inputs: Sequence[np.ndarray], rt
     symmetric for TensorRT costs up to one bit on one-sided (ReLU) tensors."""
     from .tflite_export import run_tflite
 
-    ref = run_tflite(int8_tflite, inputs)
+    ref = run_tflite(int8_tflite, inputs) if len(inputs) else np.zeros((0, 0), np.float32)
     tol = rtol * max(float(np.abs(ref).max()) if len(ref) else 0.0, 1e-6)
     return _compare(os.path.basename(int8_tflite), _onnx_outputs(qdq_onnx, inputs), ref, tol)
 
@@ -344,3 +348,47 @@ def verify_fp16(fp16_onnx: str, float_onnx: str, inputs: Sequence[np.ndarray], r
     ref = _onnx_outputs(float_onnx, inputs)
     tol = rtol * max(1.0, float(np.abs(ref).max()) if len(ref) else 1.0)
     return _compare(os.path.basename(float_onnx), _onnx_outputs(fp16_onnx, inputs), ref, tol)
+
+
+def _why_not(chk: VariantCheck, differs: str) -> str:
+    if chk.ok():
+        return ""
+    if chk.n == 0:
+        return "not verified (no inputs given)"
+    return f"{differs}: max abs diff {chk.max_abs_diff:.2e} > {chk.tolerance:.2e}, top-1 {chk.top1_agreement:.2f}"
+
+
+def tensorrt_variants(float_onnx: str, int8_tflite: Optional[str], inputs: Sequence[np.ndarray]) -> list:
+    """Both TensorRT ONNX variants of one part, next to ``float_onnx`` (``<part>.onnx``), each verified:
+
+    - ``<part>_fp16.onnx`` (TensorRT 11's fp16 engine) against the float ONNX;
+    - ``<part>_int8.onnx`` (QDQ, every TensorRT's int8 engine) against ``int8_tflite`` (the QAT int8
+      TFLite of the same part), when there is one.
+
+    Returns one dict per variant: ``{"precision": "float16"|"int8", "file": path | None,
+    "metrics": VariantCheck.to_dict() | {}, "ok": bool, "reason": why it is missing or unverified}``,
+    for the bundle writer to record as format ``onnx`` artifacts (or ``skipped`` entries)."""
+    from edge.trt_build import variant_path
+
+    out = []
+    fp16 = variant_path(float_onnx, "fp16")
+    try:
+        chk = verify_fp16(export_fp16(float_onnx, fp16), float_onnx, inputs)
+        out.append({"precision": "float16", "file": fp16, "metrics": chk.to_dict(), "ok": chk.ok(),
+                    "reason": _why_not(chk, "FP16 ONNX differs from the float ONNX")})
+    except Exception as e:
+        out.append({"precision": "float16", "file": None, "metrics": {}, "ok": False,
+                    "reason": f"FP16 ONNX export failed: {str(e).splitlines()[0][:200]}"})
+    if not int8_tflite:
+        out.append({"precision": "int8", "file": None, "metrics": {}, "ok": False,
+                    "reason": "no int8 TFLite for this part: no QDQ ONNX (TensorRT builds fp16 instead)"})
+        return out
+    qdq = variant_path(float_onnx, "int8")
+    try:
+        chk = verify_qdq(export_qdq(int8_tflite, qdq), int8_tflite, inputs)
+        out.append({"precision": "int8", "file": qdq, "metrics": chk.to_dict(), "ok": chk.ok(),
+                    "reason": _why_not(chk, "QDQ ONNX differs from the int8 TFLite")})
+    except Exception as e:
+        out.append({"precision": "int8", "file": None, "metrics": {}, "ok": False,
+                    "reason": str(e).splitlines()[0][:300]})
+    return out

@@ -123,6 +123,24 @@ def test_qdq_onnx_from_int8_tflite_is_symmetric_and_agrees(int8_encoder, tmp_pat
     assert chk.max_abs_diff > 0        # a real int8 model, not the float one
 
 
+def test_tensorrt_variants_for_a_part(int8_encoder, tmp_path):
+    """What the bundle writer calls per part: both variants written next to the float ONNX, verified."""
+    import shutil
+
+    from quantize.onnx_export import tensorrt_variants
+
+    d, tfl = int8_encoder
+    shutil.copy(str(d / "encoder.onnx"), str(tmp_path / "encoder.onnx"))
+    rng = np.random.default_rng(4)
+    rows = tensorrt_variants(str(tmp_path / "encoder.onnx"), tfl, [rng.random((16, 16, 3), np.float32) for _ in range(3)])
+    assert [(r["precision"], r["ok"]) for r in rows] == [("float16", True), ("int8", True)], rows
+    assert rows[0]["file"] == str(tmp_path / "encoder_fp16.onnx") and rows[1]["file"] == str(tmp_path / "encoder_int8.onnx")
+    assert rows[1]["metrics"]["reference"] == "encoder_int8.tflite" and rows[1]["metrics"]["n_verify"] == 3
+    none = tensorrt_variants(str(tmp_path / "encoder.onnx"), None, [])
+    assert none[1]["file"] is None and "fp16 instead" in none[1]["reason"]
+    assert none[0]["file"] and not none[0]["ok"] and none[0]["reason"] == "not verified (no inputs given)"
+
+
 @pytest.mark.parametrize("version", ["8.2", "10", "11"])
 def test_qdq_onnx_builds_int8_on_fake_tensorrt(version, int8_encoder, tmp_path, monkeypatch):
     """The exported QDQ ONNX passes the fake TensorRT parser (symmetric rule) and builds INT8."""
