@@ -132,9 +132,11 @@ def test_tensorrt_variants_for_a_part(int8_encoder, tmp_path):
     d, tfl = int8_encoder
     shutil.copy(str(d / "encoder.onnx"), str(tmp_path / "encoder.onnx"))
     rng = np.random.default_rng(4)
-    rows = tensorrt_variants(str(tmp_path / "encoder.onnx"), tfl, [rng.random((16, 16, 3), np.float32) for _ in range(3)])
+    inputs = [rng.random((16, 16, 3), np.float32) for _ in range(3)]
+    rows = tensorrt_variants(str(tmp_path / "encoder.onnx"), tfl, inputs)
     assert [(r["precision"], r["ok"]) for r in rows] == [("float16", True), ("int8", True)], rows
-    assert rows[0]["file"] == str(tmp_path / "encoder_fp16.onnx") and rows[1]["file"] == str(tmp_path / "encoder_int8.onnx")
+    assert rows[0]["file"] == str(tmp_path / "encoder_fp16.onnx")
+    assert rows[1]["file"] == str(tmp_path / "encoder_int8.onnx")
     assert rows[1]["metrics"]["reference"] == "encoder_int8.tflite" and rows[1]["metrics"]["n_verify"] == 3
     none = tensorrt_variants(str(tmp_path / "encoder.onnx"), None, [])
     assert none[1]["file"] is None and "fp16 instead" in none[1]["reason"]

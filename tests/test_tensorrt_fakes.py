@@ -54,7 +54,8 @@ def part(tmp_path):
 def load(path, precision="fp16", cache_dir=None):
     from edge.backends.tensorrt import TensorRTBackend
 
-    return TensorRTBackend(str(path), BackendOptions(precision=precision, cache_dir=str(cache_dir) if cache_dir else None))
+    opts = BackendOptions(precision=precision, cache_dir=str(cache_dir) if cache_dir else None)
+    return TensorRTBackend(str(path), opts)
 
 
 def parse_engine_name(path):

@@ -178,8 +178,7 @@ class _Runtime(object):
     def deserialize_cuda_engine(self, serialized_engine):
         trt, data = self._trt, bytes(serialized_engine)
         if not data.startswith(MAGIC) or b"\n" not in data:
-            self._logger.log(trt.Logger.ERROR, "1: [runtime.cpp::parsePlan] Error Code 1: Serialization "
-                                               "(Serialization assertion plan->header.magicTag == rt::kPLAN_MAGIC_TAG failed.)")
+            self._logger.log(trt.Logger.ERROR, "fake: not a serialized engine (bad magic tag)")
             return None
         head, onnx = data[len(MAGIC):].split(b"\n", 1)
         header = json.loads(head.decode())

@@ -27,7 +27,8 @@ def float_model(seed=0):
     from onnx import helper
 
     w, b = _weights(seed)
-    nodes = [helper.make_node("Reshape", ["input", "shape"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["mm"]),
+    nodes = [helper.make_node("Reshape", ["input", "shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "W"], ["mm"]),
              helper.make_node("Add", ["mm", "B"], ["logits"]), helper.make_node("Softmax", ["logits"], ["scores"])]
     return _model(nodes, {"W": w, "B": b, "shape": np.array([1, -1], np.int64)})
 
@@ -41,7 +42,8 @@ def qdq_model(seed=0, zero_point=0):
              helper.make_node("DequantizeLinear", ["q_in", "s_in", "z_in"], ["dq_in"]),
              helper.make_node("QuantizeLinear", ["W", "s_w", "z_w"], ["q_w"], axis=1),
              helper.make_node("DequantizeLinear", ["q_w", "s_w", "z_w"], ["dq_w"], axis=1),
-             helper.make_node("Reshape", ["dq_in", "shape"], ["flat"]), helper.make_node("MatMul", ["flat", "dq_w"], ["mm"]),
+             helper.make_node("Reshape", ["dq_in", "shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "dq_w"], ["mm"]),
              helper.make_node("Add", ["mm", "B"], ["logits"]), helper.make_node("Softmax", ["logits"], ["scores"])]
     inits = {"W": w, "B": b, "shape": np.array([1, -1], np.int64), "s_in": np.array(1 / 127, np.float32),
              "z_in": np.array(zero_point, np.int8), "s_w": (np.abs(w).max(0) / 127).astype(np.float32),
