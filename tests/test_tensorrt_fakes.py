@@ -113,6 +113,9 @@ def test_fake_raises_for_names_the_release_lacks(version, use_trt):
                           (config, "int8_calibrator"), (trt, "IInt8EntropyCalibrator2")):
             with pytest.raises(AttributeError):
                 getattr(obj, name)
+    if version in ("10", "11"):
+        with pytest.raises(AttributeError):          # removed in 10: setting it must fail, not pass silently
+            config.max_workspace_size = 1 << 20
     if version == "8.2":
         with pytest.raises(AttributeError):
             config.set_memory_pool_limit(None, 1)

@@ -55,11 +55,13 @@ def make_enum(name, values):
 # ---- implementations (the surface filter below keeps only the names the release defines) ----------
 class _ILogger(object):
     def __init__(self, min_severity=None):
-        self.min_severity = min_severity
-        self.messages = []
+        self._min_severity = min_severity
+        self._messages = []
 
     def log(self, severity, msg):
-        self.messages.append((severity, msg))
+        self._messages.append((severity, msg))
+
+    min_severity = property(lambda self: self._min_severity, lambda self, v: setattr(self, "_min_severity", v))
 
 
 class _INetworkDefinition(object):
@@ -383,6 +385,16 @@ def _restricted(impl, name, allowed, mod):
     ns = {k: v for k, v in impl.__dict__.items()
           if k in allowed or (k.startswith("_") and k not in ("__dict__", "__weakref__"))}
     ns["_trt"] = mod
+
+    def __setattr__(self, key, value):   # pybind11 objects take no new attributes (Python subclasses do)
+        if type(self).__name__ == name and type(self).__module__ == __name__ and not key.startswith("_") \
+                and key not in allowed:
+            raise AttributeError("fake tensorrt {}: '{}' object has no attribute '{}'".format(
+                mod.__version__, name, key))
+        object.__setattr__(self, key, value)
+
+    ns["__setattr__"] = __setattr__
+    ns["__module__"] = __name__
     return type(name, tuple(b for b in impl.__bases__ if b is not object) or (object,), ns)
 
 
