@@ -94,7 +94,13 @@ class CudaRuntime(object):
     @property
     def stream_handle(self):
         # type: () -> int
-        return int(self.stream)
+        """The raw cudaStream_t for ``execute_async_v3``: cuda-bindings 13 deprecates ``int(stream)`` in
+        favour of ``cuda.bindings.utils.get_cuda_native_handle``, used when it exists."""
+        try:
+            from cuda.bindings.utils import get_cuda_native_handle
+        except ImportError:
+            return int(self.stream)
+        return int(get_cuda_native_handle(self.stream))
 
     def free(self, ptr):
         # type: (int) -> None

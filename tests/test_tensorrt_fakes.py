@@ -179,6 +179,7 @@ def test_each_cuda_layout(version, layout, use_trt, monkeypatch, part):
     assert cuda.layout == {"cuda-python-12-old": "cuda.cudart", "cuda-python-12": "cuda.bindings.runtime",
                            "cuda-python-13": "cuda.bindings.runtime", "pycuda": "pycuda"}[layout]
     assert cuda.gpu().ident() == "Orin (fake nvgpu) sm87"
+    assert cuda.stream_handle == int(cuda.stream) if layout != "pycuda" else cuda.stream_handle
     b = load(part / "encoder.onnx", "fp32")
     try:
         np.testing.assert_allclose(b.infer(X), OM.reference(part / "encoder.onnx", X), atol=1e-6)

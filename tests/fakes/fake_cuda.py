@@ -150,7 +150,7 @@ def modules_for(layout):
     if layout not in LAYOUTS:
         raise ValueError(layout)
     blocked = {"cuda": None, "cuda.cudart": None, "cuda.bindings": None, "cuda.bindings.runtime": None,
-               "pycuda": None, "pycuda.driver": None, "pycuda.autoinit": None}
+               "cuda.bindings.utils": None, "pycuda": None, "pycuda.driver": None, "pycuda.autoinit": None}
     if layout == "pycuda":
         blocked.update(make_pycuda_modules())
         return blocked
@@ -164,6 +164,11 @@ def modules_for(layout):
         bindings.runtime = runtime
         cuda.bindings = bindings
         blocked.update({"cuda.bindings": bindings, "cuda.bindings.runtime": runtime})
+    if layout == "cuda-python-13":   # 13.0: get_cuda_native_handle() instead of the deprecated int(obj)
+        utils = types.ModuleType("cuda.bindings.utils")
+        utils.get_cuda_native_handle = lambda obj: obj._handle
+        bindings.utils = utils
+        blocked["cuda.bindings.utils"] = utils
     if layout in ("cuda-python-12-old", "cuda-python-12"):
         cudart = runtime if layout == "cuda-python-12" else make_runtime_module("cuda.cudart")
         cuda.cudart = cudart
