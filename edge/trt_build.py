@@ -103,6 +103,20 @@ def foreign_reason(engine_path, trt_version, gpu):
     return None
 
 
+def stale_reason(engine_path):
+    # type: (str) -> Optional[str]
+    """Why the engine is stale: the ONNX it was built from (``<stem>.onnx`` next to it) has changed
+    since (its sha256 no longer matches the key in the engine's name); None when it has not or
+    cannot be told."""
+    key = parse_engine_name(engine_path)
+    if key is None:
+        return None
+    src = os.path.join(os.path.dirname(os.path.abspath(engine_path)), key["stem"] + ".onnx")
+    if os.path.isfile(src) and sha256_prefix(src) != key["sha"]:
+        return "built from an older {}".format(os.path.basename(src))
+    return None
+
+
 def rebuild_source(engine_path):
     # type: (str) -> Optional[Tuple[str, Optional[str]]]
     """(float ONNX to rebuild ``engine_path`` from, precision it was built at or None), looked up next

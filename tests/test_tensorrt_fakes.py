@@ -256,6 +256,22 @@ def test_engine_for_another_gpu_is_rebuilt(use_trt, cuda13, part, monkeypatch, c
     assert any("built for GPU orin-fake-nvgpu-sm87" in r.getMessage() for r in caplog.records)
 
 
+def test_engine_older_than_its_onnx_is_rebuilt(use_trt, cuda13, part, caplog):
+    from quantize.tensorrt import build_engine
+
+    trt = use_trt("10")
+    host = build_engine(str(part / "encoder.onnx"), str(part), "fp32", log=lambda *_: None)
+    OM.save(OM.float_model(seed=1), part / "encoder.onnx")          # the model changed, the engine did not
+    with caplog.at_level(logging.WARNING):
+        b = load(host.path, "fp32", cache_dir=part / "cache")
+    try:
+        np.testing.assert_allclose(b.infer(X), OM.reference(part / "encoder.onnx", X), atol=1e-6)
+    finally:
+        b.close()
+    assert any("built from an older encoder.onnx" in r.getMessage() for r in caplog.records)
+    assert trt._stats["builds"] == 2
+
+
 def test_unreadable_engine_is_rebuilt_from_the_onnx_next_to_it(use_trt, cuda13, part, caplog):
     use_trt("10")
     (part / "encoder.engine").write_bytes(b"not an engine")

@@ -14,7 +14,7 @@ from typing import List
 
 import numpy as np
 
-from ..trt_build import TRT_HINT, TrtApi, cached_engine, foreign_reason, rebuild_source
+from ..trt_build import TRT_HINT, TrtApi, cached_engine, foreign_reason, rebuild_source, stale_reason
 from ..trt_cuda import CudaUnavailable, open_cuda
 from .base import Backend, BackendUnavailable, TensorInfo
 
@@ -148,7 +148,7 @@ class TensorRTBackend(Backend):
     def _open_engine(self):
         if self.path.lower().endswith(".onnx"):
             return self._build(self.path, self.precision)
-        reason = foreign_reason(self.path, self.trt.__version__, self.gpu)
+        reason = foreign_reason(self.path, self.trt.__version__, self.gpu) or stale_reason(self.path)
         engine = None if reason else deserialize(self.runtime, self.path)
         if engine is not None:
             return self.path, engine
