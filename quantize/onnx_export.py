@@ -1,4 +1,6 @@
-"""tf_keras -> ONNX with tf2onnx (opset 13+), verified against Keras with onnxruntime.
+"""tf_keras -> ONNX with tf2onnx (opset 13+), verified against Keras with onnxruntime; and the two
+ONNX variants TensorRT builds from: FP16 (``export_fp16``) and QDQ int8 from the QAT int8 TFLite
+(``export_qdq``), each verified with onnxruntime against its reference (``verify_fp16``/``verify_qdq``).
 
 The model is traced through a ``tf.function`` with a fixed batch of 1 (like the TFLite export: the
 device scores one clip / one frame at a time, and TensorRT builds faster, better engines for static
@@ -6,8 +8,9 @@ shapes). ONNX is the Jetson path: onnxruntime (CPU/CUDA) directly, or TensorRT b
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -60,3 +63,332 @@ def verify(path: str, model, inputs: Sequence[np.ndarray]) -> OnnxCheck:
     keras_out = np.asarray(model.predict(np.stack(inputs), verbose=0)).reshape(len(inputs), -1)
     return OnnxCheck(float(np.abs(onnx_out - keras_out).max()) if len(inputs) else 0.0,
                      top1_agreement(onnx_out, keras_out), len(inputs))
+
+
+# ---- TensorRT variants: FP16 ONNX and QDQ int8 ONNX ---------------------------------------------------
+# File names next to the float ONNX, as edge.trt_build.variant_path finds them: <part>_fp16.onnx and
+# <part>_int8.onnx. TensorRT 11 is strongly typed (no FP16/INT8 builder flags): its fp16 engine comes
+# from the FP16 ONNX, and every TensorRT builds INT8 from the QDQ ONNX's scales (explicit quantization).
+
+FP16_MAX = 65504.0
+# (op, input index) whose float initializer must stay float32 in an FP16 model
+_KEEP_FLOAT = {("Resize", 1), ("Resize", 2), ("Upsample", 1), ("QuantizeLinear", 1), ("DequantizeLinear", 1)}
+
+
+def _fp16_tensor(t):
+    from onnx import numpy_helper
+
+    a = numpy_helper.to_array(t)
+    return numpy_helper.from_array(np.clip(a, -FP16_MAX, FP16_MAX).astype(np.float16), t.name)
+
+
+def to_fp16(model):
+    """An FP16 copy of a float32 ONNX ``model`` with float32 inputs/outputs kept (Cast at the edges):
+    float initializers, Constant nodes and Cast targets become float16. For TensorRT 11, whose
+    strongly typed networks run at the precision the ONNX states."""
+    import copy
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    m = copy.deepcopy(model)
+    g = m.graph
+    keep = {n.input[i] for n in g.node for i in range(len(n.input)) if (n.op_type, i) in _KEEP_FLOAT}
+    for i, t in enumerate(g.initializer):
+        if t.data_type == TensorProto.FLOAT and t.name not in keep:
+            g.initializer[i].CopyFrom(_fp16_tensor(t))
+    for n in g.node:
+        for a in n.attribute:
+            if n.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT:
+                a.i = TensorProto.FLOAT16
+            elif a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT:
+                a.t.CopyFrom(_fp16_tensor(a.t))
+    casts_in, casts_out = [], []
+    for vi in g.input:
+        if vi.type.tensor_type.elem_type == TensorProto.FLOAT:
+            new = vi.name + "_fp16"
+            for n in g.node:
+                n.input[:] = [new if x == vi.name else x for x in n.input]
+            casts_in.append(helper.make_node("Cast", [vi.name], [new], to=TensorProto.FLOAT16))
+    for vi in g.output:
+        if vi.type.tensor_type.elem_type == TensorProto.FLOAT:
+            old = vi.name + "_fp16"
+            for n in g.node:
+                n.output[:] = [old if x == vi.name else x for x in n.output]
+                n.input[:] = [old if x == vi.name else x for x in n.input]
+            casts_out.append(helper.make_node("Cast", [old], [vi.name], to=TensorProto.FLOAT))
+    nodes = casts_in + list(g.node) + casts_out
+    del g.node[:]
+    g.node.extend(nodes)
+    del g.value_info[:]
+    return m
+
+
+def export_fp16(float_onnx: str, path: str) -> str:
+    """Write the FP16 variant of ``float_onnx`` to ``path`` (``<part>_fp16.onnx``)."""
+    import onnx
+
+    m = to_fp16(onnx.load(float_onnx))
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+    return path
+
+
+def _qrange(zp_dtype):
+    return (-128, 127) if zp_dtype == np.int8 else (0, 255)
+
+
+def _inits(g):
+    from onnx import numpy_helper
+
+    return {t.name: numpy_helper.to_array(t) for t in g.initializer}
+
+
+def _set_init(g, name, arr):
+    from onnx import numpy_helper
+
+    for i, t in enumerate(g.initializer):
+        if t.name == name:
+            g.initializer[i].CopyFrom(numpy_helper.from_array(arr, name))
+            return
+    g.initializer.append(numpy_helper.from_array(arr, name))
+
+
+def _float_io(model, io_quant: dict):
+    """int8/uint8 graph input/output (a full-integer TFLite's) -> float32 with Quantize/DequantizeLinear
+    using the TFLite's own scale and zero point, so the ONNX takes and returns float like the others."""
+    from onnx import TensorProto, helper
+
+    g = model.graph
+    ints = (TensorProto.INT8, TensorProto.UINT8)
+    for key, vis, make in (("input", g.input, "QuantizeLinear"), ("output", g.output, "DequantizeLinear")):
+        for vi in vis:
+            et = vi.type.tensor_type.elem_type
+            q = io_quant.get(key)
+            if et not in ints or not q:
+                continue
+            zp_dtype = np.int8 if et == TensorProto.INT8 else np.uint8
+            s_name, z_name, q_name = vi.name + "_io_scale", vi.name + "_io_zp", vi.name + "_q"
+            _set_init(g, s_name, np.array(q["scale"], np.float32))
+            _set_init(g, z_name, np.array(q["zero_point"], zp_dtype))
+            if make == "QuantizeLinear":
+                for n in g.node:
+                    n.input[:] = [q_name if x == vi.name else x for x in n.input]
+                g.node.insert(0, helper.make_node(make, [vi.name, s_name, z_name], [q_name]))
+            else:
+                for n in g.node:
+                    n.output[:] = [q_name if x == vi.name else x for x in n.output]
+                g.node.append(helper.make_node(make, [q_name, s_name, z_name], [vi.name]))
+            vi.type.tensor_type.elem_type = TensorProto.FLOAT
+
+
+def _dequantized(w, scale, zp, axis):
+    shape = [1] * w.ndim
+    if np.ndim(scale) == 1 and w.ndim > 0:
+        shape[axis] = -1
+    return ((w.astype(np.float32) - np.reshape(zp, shape).astype(np.float32)) *
+            np.reshape(scale, shape).astype(np.float32)).astype(np.float32)
+
+
+def _axis(node):
+    return next((a.i for a in node.attribute if a.name == "axis"), 1)
+
+
+def _constant_dq(g, inits):
+    """int8 weights -> float weights + QuantizeLinear (zero point 0) + the DequantizeLinear already there
+    (TensorRT quantizes constant weights itself); int32 biases -> float initializers."""
+    from onnx import helper
+
+    keep = []
+    for n in g.node:
+        if n.op_type != "DequantizeLinear" or n.input[0] not in inits:
+            keep.append(n)
+            continue
+        w, scale = inits[n.input[0]], inits[n.input[1]]
+        zp = inits[n.input[2]] if len(n.input) > 2 else np.zeros_like(scale, np.int8)
+        wf = _dequantized(w, scale, zp, _axis(n))
+        if w.dtype == np.int32:   # bias: TensorRT adds it in float
+            _set_init(g, n.output[0], wf)
+            continue
+        z0, fname = n.input[2] + "_sym" if len(n.input) > 2 else n.input[0] + "_zp0", n.input[0] + "_float"
+        _set_init(g, fname, wf)
+        _set_init(g, z0, np.zeros(np.shape(scale), np.int8))
+        q = helper.make_node("QuantizeLinear", [fname, n.input[1], z0], [n.input[0] + "_q"],
+                             **({"axis": _axis(n)} if np.ndim(scale) == 1 else {}))
+        n.input[:] = [n.input[0] + "_q", n.input[1], z0]
+        keep += [q, n]
+    del g.node[:]
+    g.node.extend(keep)
+    used = {x for n in g.node for x in n.input}
+    for t in [t for t in g.initializer if t.name not in used]:
+        g.initializer.remove(t)
+
+
+def _symmetric_activations(g, inits):
+    """Activation Q/DQ pairs with a zero point (TFLite int8 is asymmetric) -> symmetric int8, zero
+    point 0, scale widened to cover the same real range: TensorRT supports symmetric quantization only."""
+    done = {}
+    for n in g.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(n.input) < 3 or n.input[0] in inits:
+            continue
+        key = (n.input[1], n.input[2])
+        if key not in done:
+            scale, zp = inits[n.input[1]], inits[n.input[2]]
+            if np.all(zp == 0) and zp.dtype == np.int8:
+                done[key] = key
+                continue
+            lo, hi = _qrange(zp.dtype)
+            z = zp.astype(np.float32)
+            sym = (scale * np.maximum(np.abs(lo - z), np.abs(hi - z)) / 127.0).astype(np.float32)
+            s_name, z_name = n.input[1] + "_sym", n.input[2] + "_sym0"
+            _set_init(g, s_name, sym)
+            _set_init(g, z_name, np.zeros(np.shape(zp), np.int8))
+            done[key] = (s_name, z_name)
+        n.input[1], n.input[2] = done[key]
+
+
+def _rename(g, old: str, new: str) -> None:
+    for n in g.node:
+        n.input[:] = [new if x == old else x for x in n.input]
+        n.output[:] = [new if x == old else x for x in n.output]
+    for vi in list(g.input) + list(g.output):
+        if vi.name == old:
+            vi.name = new
+
+
+def qdq_for_tensorrt(model, io_quant: Optional[dict] = None):
+    """A tf2onnx conversion of an int8 TFLite rewritten for TensorRT's explicit quantization: float
+    I/O, symmetric int8 Q/DQ (zero point 0) with the TFLite's (QAT) ranges, float weights behind
+    Q/DQ and float biases. Runs on onnxruntime too (checked against the int8 TFLite by ``verify_qdq``)."""
+    g = model.graph
+    _float_io(model, io_quant or {})
+    if len(g.input) == 1 and len(g.output) == 1:   # the names ``export`` gives the float ONNX
+        _rename(g, g.input[0].name, "input")
+        _rename(g, g.output[0].name, "scores")
+    _constant_dq(g, _inits(g))
+    _symmetric_activations(g, _inits(g))
+    used = {x for n in g.node for x in n.input}
+    for t in [t for t in g.initializer if t.name not in used]:
+        g.initializer.remove(t)
+    return model
+
+
+def export_qdq(int8_tflite: str, path: str, opset: int = DEFAULT_OPSET) -> str:
+    """Write the QDQ int8 ONNX (``<part>_int8.onnx``) from the QAT int8 TFLite ``int8_tflite``: the
+    scales TensorRT builds INT8 from are the ones learned in QAT (no calibration)."""
+    import onnx
+    import tf2onnx
+
+    from .tflite_export import io_quantization
+
+    if opset < 13:
+        raise ValueError(f"opset must be >= 13 (per-axis QuantizeLinear), got {opset}")
+    try:
+        model, _ = tf2onnx.convert.from_tflite(int8_tflite, opset=opset)
+    except Exception as e:  # e.g. int8 UNIDIRECTIONAL_SEQUENCE_LSTM: tf2onnx 1.17 cannot convert it
+        raise ValueError(f"{os.path.basename(int8_tflite)}: tf2onnx cannot convert this int8 TFLite to a QDQ ONNX "
+                         f"({str(e).splitlines()[0][:160]}); TensorRT builds this part at fp16 instead") from e
+    model = qdq_for_tensorrt(model, io_quantization(int8_tflite))
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+@dataclass
+class VariantCheck:
+    """An ONNX variant against its reference (the int8 TFLite for QDQ, the float ONNX for FP16)."""
+    reference: str
+    max_abs_diff: float
+    top1_agreement: float
+    n: int
+    tolerance: float
+
+    def ok(self) -> bool:
+        """Verified on at least one input, within tolerance, same top-1."""
+        return self.n > 0 and self.max_abs_diff <= self.tolerance and self.top1_agreement >= 0.99
+
+    def to_dict(self) -> dict:
+        return {"reference": self.reference, "max_abs_diff": self.max_abs_diff,
+                "top1_agreement": self.top1_agreement, "n_verify": self.n, "tolerance": self.tolerance}
+
+
+def _onnx_outputs(path: str, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    from edge.backends.onnxruntime import OnnxRuntimeBackend
+
+    if not len(inputs):
+        return np.zeros((0, 0), np.float32)
+    b = OnnxRuntimeBackend(path)
+    try:
+        return np.stack([b.infer(np.asarray(x)[None]).reshape(-1) for x in inputs])
+    finally:
+        b.close()
+
+
+def _compare(reference: str, ours: np.ndarray, ref: np.ndarray, tol: float) -> VariantCheck:
+    from edge.metrics import top1_agreement
+
+    if not len(ref):
+        return VariantCheck(reference, 0.0, 0.0, 0, float(tol))
+    return VariantCheck(reference, float(np.abs(ours - ref).max()), top1_agreement(ours, ref), len(ref), float(tol))
+
+
+def verify_qdq(qdq_onnx: str, int8_tflite: str, inputs: Sequence[np.ndarray], rtol: float = 0.05) -> VariantCheck:
+    """QDQ ONNX (onnxruntime) vs the int8 TFLite it came from, on ``inputs`` (un-batched samples).
+    Tolerance ``rtol`` of the largest reference output: making TFLite's asymmetric activations
+    symmetric for TensorRT costs up to one bit on one-sided (ReLU) tensors."""
+    from .tflite_export import run_tflite
+
+    ref = run_tflite(int8_tflite, inputs) if len(inputs) else np.zeros((0, 0), np.float32)
+    tol = rtol * max(float(np.abs(ref).max()) if len(ref) else 0.0, 1e-6)
+    return _compare(os.path.basename(int8_tflite), _onnx_outputs(qdq_onnx, inputs), ref, tol)
+
+
+def verify_fp16(fp16_onnx: str, float_onnx: str, inputs: Sequence[np.ndarray], rtol: float = 1e-2) -> VariantCheck:
+    """FP16 ONNX vs the float ONNX (both on onnxruntime); tolerance ``rtol`` of the largest output."""
+    ref = _onnx_outputs(float_onnx, inputs)
+    tol = rtol * max(1.0, float(np.abs(ref).max()) if len(ref) else 1.0)
+    return _compare(os.path.basename(float_onnx), _onnx_outputs(fp16_onnx, inputs), ref, tol)
+
+
+def _why_not(chk: VariantCheck, differs: str) -> str:
+    if chk.ok():
+        return ""
+    if chk.n == 0:
+        return "not verified (no inputs given)"
+    return f"{differs}: max abs diff {chk.max_abs_diff:.2e} > {chk.tolerance:.2e}, top-1 {chk.top1_agreement:.2f}"
+
+
+def tensorrt_variants(float_onnx: str, int8_tflite: Optional[str], inputs: Sequence[np.ndarray]) -> list:
+    """Both TensorRT ONNX variants of one part, next to ``float_onnx`` (``<part>.onnx``), each verified:
+
+    - ``<part>_fp16.onnx`` (TensorRT 11's fp16 engine) against the float ONNX;
+    - ``<part>_int8.onnx`` (QDQ, every TensorRT's int8 engine) against ``int8_tflite`` (the QAT int8
+      TFLite of the same part), when there is one.
+
+    Returns one dict per variant: ``{"precision": "float16"|"int8", "file": path | None,
+    "metrics": VariantCheck.to_dict() | {}, "ok": bool, "reason": why it is missing or unverified}``,
+    for the bundle writer to record as format ``onnx`` artifacts (or ``skipped`` entries)."""
+    from edge.trt_build import variant_path
+
+    out = []
+    fp16 = variant_path(float_onnx, "fp16")
+    try:
+        chk = verify_fp16(export_fp16(float_onnx, fp16), float_onnx, inputs)
+        out.append({"precision": "float16", "file": fp16, "metrics": chk.to_dict(), "ok": chk.ok(),
+                    "reason": _why_not(chk, "FP16 ONNX differs from the float ONNX")})
+    except Exception as e:
+        out.append({"precision": "float16", "file": None, "metrics": {}, "ok": False,
+                    "reason": f"FP16 ONNX export failed: {str(e).splitlines()[0][:200]}"})
+    if not int8_tflite:
+        out.append({"precision": "int8", "file": None, "metrics": {}, "ok": False,
+                    "reason": "no int8 TFLite for this part: no QDQ ONNX (TensorRT builds fp16 instead)"})
+        return out
+    qdq = variant_path(float_onnx, "int8")
+    try:
+        chk = verify_qdq(export_qdq(int8_tflite, qdq), int8_tflite, inputs)
+        out.append({"precision": "int8", "file": qdq, "metrics": chk.to_dict(), "ok": chk.ok(),
+                    "reason": _why_not(chk, "QDQ ONNX differs from the int8 TFLite")})
+    except Exception as e:
+        out.append({"precision": "int8", "file": None, "metrics": {}, "ok": False,
+                    "reason": str(e).splitlines()[0][:300]})
+    return out

@@ -55,3 +55,133 @@ def test_opset_below_13_rejected(tmp_path):
 
     with pytest.raises(ValueError):
         export(build_model("lrcn", num_classes=2, frames=2, size=(8, 8), compile=False), str(tmp_path / "x.onnx"), 12)
+
+
+# ---- the ONNX variants TensorRT builds from ---------------------------------------------------------
+def _fakes():
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from fakes import onnx_models
+    return onnx_models
+
+
+def test_fp16_onnx_keeps_float_io_and_matches_float(tmp_path):
+    import onnx
+    from onnx import TensorProto
+
+    from quantize.onnx_export import export_fp16, verify_fp16
+
+    OM = _fakes()
+    f = OM.save(OM.float_model(), tmp_path / "encoder.onnx")
+    h = export_fp16(f, str(tmp_path / "encoder_fp16.onnx"))
+    m = onnx.load(h)
+    assert m.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert m.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    floats = {t.name: t.data_type for t in m.graph.initializer}
+    assert floats["W"] == TensorProto.FLOAT16 and floats["shape"] == TensorProto.INT64
+    rng = np.random.default_rng(0)
+    chk = verify_fp16(h, f, [rng.random(OM.SHAPE[1:], np.float32) for _ in range(4)])
+    assert chk.ok() and 0 < chk.max_abs_diff < 1e-2, chk     # fp16 really changed the arithmetic
+
+
+@pytest.fixture(scope="module")
+def int8_encoder(tmp_path_factory):
+    """(directory, int8 TFLite) of the tiny encoder, with its float ONNX as encoder.onnx; built once."""
+    _fakes()
+    from _tiny_models import build_parts, to_onnx, to_tflite
+
+    d = tmp_path_factory.mktemp("enc")
+    enc, _head, _full = build_parts()
+    (d / "encoder_int8.tflite").write_bytes(to_tflite(enc, int8=True))
+    to_onnx(enc, str(d / "encoder.onnx"))
+    return d, str(d / "encoder_int8.tflite")
+
+
+def test_qdq_onnx_from_int8_tflite_is_symmetric_and_agrees(int8_encoder, tmp_path):
+    """INT8 by explicit quantization: QDQ ONNX from the (QAT) int8 TFLite, zero points 0 for TensorRT,
+    float I/O, and onnxruntime on it agrees with the int8 TFLite."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    from quantize.onnx_export import export_qdq, verify_qdq
+
+    _d, tfl = int8_encoder
+    q = export_qdq(tfl, str(tmp_path / "encoder_int8.onnx"))
+    m = onnx.load(q)
+    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    qdq = [n for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert len(qdq) >= 6 and all(len(n.input) == 3 for n in qdq)
+    assert all(inits[n.input[2]].dtype == np.int8 and not inits[n.input[2]].any() for n in qdq)
+    assert all(v.dtype != np.int32 for v in inits.values())           # biases are float for TensorRT
+    assert m.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert [m.graph.input[0].name, m.graph.output[0].name] == ["input", "scores"]
+    rng = np.random.default_rng(2)
+    chk = verify_qdq(q, tfl, [rng.random((16, 16, 3), np.float32) for _ in range(6)])
+    assert chk.ok(), chk
+    assert chk.max_abs_diff > 0        # a real int8 model, not the float one
+
+
+def test_tensorrt_variants_for_a_part(int8_encoder, tmp_path):
+    """What the bundle writer calls per part: both variants written next to the float ONNX, verified."""
+    import shutil
+
+    from quantize.onnx_export import tensorrt_variants
+
+    d, tfl = int8_encoder
+    shutil.copy(str(d / "encoder.onnx"), str(tmp_path / "encoder.onnx"))
+    rng = np.random.default_rng(4)
+    inputs = [rng.random((16, 16, 3), np.float32) for _ in range(3)]
+    rows = tensorrt_variants(str(tmp_path / "encoder.onnx"), tfl, inputs)
+    assert [(r["precision"], r["ok"]) for r in rows] == [("float16", True), ("int8", True)], rows
+    assert rows[0]["file"] == str(tmp_path / "encoder_fp16.onnx")
+    assert rows[1]["file"] == str(tmp_path / "encoder_int8.onnx")
+    assert rows[1]["metrics"]["reference"] == "encoder_int8.tflite" and rows[1]["metrics"]["n_verify"] == 3
+    none = tensorrt_variants(str(tmp_path / "encoder.onnx"), None, [])
+    assert none[1]["file"] is None and "fp16 instead" in none[1]["reason"]
+    assert none[0]["file"] and not none[0]["ok"] and none[0]["reason"] == "not verified (no inputs given)"
+
+
+@pytest.mark.parametrize("version", ["8.2", "10", "11"])
+def test_qdq_onnx_builds_int8_on_fake_tensorrt(version, int8_encoder, tmp_path, monkeypatch):
+    """The exported QDQ ONNX passes the fake TensorRT parser (symmetric rule) and builds INT8."""
+    import sys
+
+    from edge.backends.base import BackendOptions
+    from edge.backends.tensorrt import TensorRTBackend
+    from quantize.onnx_export import export_qdq
+
+    OM = _fakes()
+    from fakes import fake_cuda, fake_tensorrt
+
+    import shutil
+
+    d, tfl = int8_encoder
+    shutil.copy(str(d / "encoder.onnx"), str(tmp_path / "encoder.onnx"))
+    export_qdq(tfl, str(tmp_path / "encoder_int8.onnx"))
+    fake_cuda.install(monkeypatch, "cuda-python-13")
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt.make_module(version))
+    b = TensorRTBackend(str(tmp_path / "encoder.onnx"), BackendOptions(precision="int8"))
+    try:
+        x = np.random.default_rng(0).random((1, 16, 16, 3)).astype(np.float32)
+        assert b.engine_path.endswith("-int8.engine") and "encoder_int8-" in b.engine_path
+        np.testing.assert_allclose(b.infer(x), OM.reference(tmp_path / "encoder_int8.onnx", x).reshape(1, -1),
+                                   atol=1e-6)
+    finally:
+        b.close()
+
+
+@pytest.mark.slow
+def test_qdq_export_of_int8_lstm_says_why(tmp_path):
+    """Known limit (tf2onnx 1.17): no QDQ ONNX from an int8 LSTM; the error says TensorRT builds fp16."""
+    from _tiny_models import build_parts, to_tflite
+
+    from quantize.onnx_export import export_qdq
+
+    _fakes()
+    _enc, head, _full = build_parts()
+    p = tmp_path / "head_int8.tflite"
+    p.write_bytes(to_tflite(head, int8=True))
+    with pytest.raises(ValueError, match="tf2onnx cannot convert this int8 TFLite.*fp16 instead"):
+        export_qdq(str(p), str(tmp_path / "head_int8.onnx"))

@@ -1,6 +1,4 @@
 """TensorRT builder: everything up to the tensorrt import runs here; the build itself on a Jetson."""
-from __future__ import annotations
-
 import importlib.util
 
 import numpy as np
@@ -66,12 +64,21 @@ def test_calibration_samples_for_encoder_are_frames():
     assert TRT.calibration_samples(clips, "full")[0].shape == (4, 8, 8, 3)
 
 
-def test_trtexec_command():
-    c = TRT.trtexec_command("enc.onnx", "enc.engine", "int8", calib_cache="enc.calib")
-    assert c.startswith("trtexec --onnx=enc.onnx --saveEngine=enc.engine")
+def test_trtexec_command_per_release():
+    """Finding 6: --memPoolSize only from 8.4 (8.2 knows --workspace); 11 has no --fp16 (strongly typed)."""
+    c = TRT.trtexec_command("enc_int8.onnx", "enc.engine", "int8", calib_cache="enc.calib", trt_version="8.6.2")
+    assert c.startswith("trtexec --onnx=enc_int8.onnx --saveEngine=enc.engine --memPoolSize=workspace:1024")
     assert "--int8" in c and "--calib=enc.calib" in c
-    assert "--fp16" in TRT.trtexec_command("a.onnx", "a.engine", "fp16")
-    assert "--fp16" not in TRT.trtexec_command("a.onnx", "a.engine", "fp32")
+    old = TRT.trtexec_command("a.onnx", "a.engine", "fp16", trt_version="8.2.1.8")
+    assert "--workspace=1024" in old and "--memPoolSize" not in old and "--fp16" in old
+    new = TRT.trtexec_command("a_fp16.onnx", "a.engine", "fp16", trt_version="11.1.0")
+    assert "--memPoolSize=workspace:1024" in new and "--fp16" not in new and "--int8" not in new
+    assert "--fp16" not in TRT.trtexec_command("a.onnx", "a.engine", "fp32", trt_version="10.3")
+    cmds = TRT.trtexec_commands("enc.onnx", "enc.engine", "fp16")
+    assert set(cmds) == {"8.2", "8.4-10", "11"} and "--onnx=enc_fp16.onnx" in cmds["11"]
+    assert "--onnx=enc_int8.onnx" in TRT.trtexec_commands("enc.onnx", "e.engine", "int8")["8.2"]
+    assert [TRT.trtexec_family(v) for v in ("8.2.1", "8.4.1", "8.6.2", "10.3.0", "11.1")] == [
+        "8.2", "8.4-10", "8.4-10", "8.4-10", "11"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here")

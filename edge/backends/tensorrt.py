@@ -1,22 +1,25 @@
-"""TensorRT on a Jetson: an engine from the bundle (``.engine``/``.plan``), or one built from the
-bundle's ONNX on the first run and cached (``edge.trt_build``).
+"""TensorRT on a Jetson (or a dGPU host): an engine from the bundle (``.engine``/``.plan``), or one
+built from the bundle's ONNX on the first run and cached (``edge.trt_build``).
 
-Buffers go through cuda-python (``cuda.bindings.runtime`` / ``cuda.cudart``) or, when that is
-missing, pycuda. Both TensorRT APIs are handled: named I/O tensors + ``execute_async_v3``
-(TensorRT >= 8.5, JetPack 5/6) and bindings + ``execute_v2`` (TensorRT 8.2, JetPack 4.6).
+An engine built for another TensorRT version or GPU (its name carries the cache key), or one that
+TensorRT refuses to deserialize, is rebuilt from the ONNX next to it with a one-line notice.
+Buffers go through ``edge.trt_cuda`` (cuda-python's ``cuda.bindings.runtime`` / ``cuda.cudart`` or
+pycuda). The I/O API is chosen by feature: named tensors + ``set_tensor_address`` +
+``execute_async_v3`` (TensorRT 8.5+, 10, 11) or bindings + ``execute_v2`` (TensorRT 8.2, JetPack 4.6).
+Python 3.6 compatible.
 """
-from __future__ import annotations
-
+import logging
 import os
 from typing import List
 
 import numpy as np
 
-from ..trt_build import TRT_HINT, cached_engine
+from ..trt_build import TRT_HINT, TrtApi, cached_engine, foreign_reason, rebuild_source, stale_reason
+from ..trt_cuda import CudaUnavailable, open_cuda
 from .base import Backend, BackendUnavailable, TensorInfo
 
-CUDA_HINT = ("no CUDA Python bindings: `pip install cuda-python` (matching the CUDA version of your JetPack, "
-             "e.g. cuda-python==12.2.* on JetPack 6) or `pip install pycuda`")
+log = logging.getLogger(__name__)
+PRECISION_ALIASES = {"float32": "fp32", "float16": "fp16", "fp32": "fp32", "fp16": "fp16", "int8": "int8"}
 
 
 def import_tensorrt():
@@ -27,95 +30,81 @@ def import_tensorrt():
     return trt
 
 
-class _CudaRT:
-    """Tiny buffer layer over cuda-python's runtime API."""
-
-    def __init__(self):
-        try:
-            from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
-        except ImportError:
-            from cuda import cudart  # older cuda-python; ImportError propagates
-        self.rt = cudart
-        self.stream = self._ok(cudart.cudaStreamCreate())
-
-    def _ok(self, res):
-        err, rest = res[0], res[1:]
-        if int(err) != 0:
-            raise RuntimeError(f"CUDA error {err}")
-        return rest[0] if len(rest) == 1 else (rest or None)
-
-    def device_name(self) -> str:
-        props = self._ok(self.rt.cudaGetDeviceProperties(0))
-        name = props.name
-        return name.decode(errors="replace").rstrip("\x00") if isinstance(name, bytes) else str(name)
-
-    def alloc(self, nbytes: int) -> int:
-        return int(self._ok(self.rt.cudaMalloc(nbytes)))
-
-    def htod(self, dst: int, arr: np.ndarray) -> None:
-        self._ok(self.rt.cudaMemcpyAsync(dst, arr.ctypes.data, arr.nbytes,
-                                         self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
-
-    def dtoh(self, arr: np.ndarray, src: int) -> None:
-        self._ok(self.rt.cudaMemcpyAsync(arr.ctypes.data, src, arr.nbytes,
-                                         self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
-
-    def sync(self) -> None:
-        self._ok(self.rt.cudaStreamSynchronize(self.stream))
-
-    @property
-    def stream_handle(self) -> int:
-        return int(self.stream)
-
-    def free(self, ptr: int) -> None:
-        self.rt.cudaFree(ptr)
-
-
-class _PyCuda:
-    def __init__(self):
-        import pycuda.autoinit  # noqa: F401
-        import pycuda.driver as cuda
-        self.cuda = cuda
-        self.stream = cuda.Stream()
-        self._allocs = {}
-
-    def device_name(self) -> str:
-        return self.cuda.Device(0).name()
-
-    def alloc(self, nbytes: int) -> int:
-        a = self.cuda.mem_alloc(nbytes)
-        self._allocs[int(a)] = a
-        return int(a)
-
-    def htod(self, dst: int, arr: np.ndarray) -> None:
-        self.cuda.memcpy_htod_async(dst, arr, self.stream)
-
-    def dtoh(self, arr: np.ndarray, src: int) -> None:
-        self.cuda.memcpy_dtoh_async(arr, src, self.stream)
-
-    def sync(self) -> None:
-        self.stream.synchronize()
-
-    @property
-    def stream_handle(self) -> int:
-        return self.stream.handle
-
-    def free(self, ptr: int) -> None:
-        a = self._allocs.pop(ptr, None)
-        if a is not None:
-            a.free()
-
-
 def cuda_buffers():
-    errors = []
-    for cls in (_CudaRT, _PyCuda):
-        try:
-            return cls()
-        except ImportError as e:
-            errors.append(str(e))
-        except Exception as e:  # CUDA present but failing (no GPU / driver)
-            raise BackendUnavailable(f"CUDA is not usable here ({e}); TensorRT needs an NVIDIA GPU (Jetson)") from e
-    raise BackendUnavailable(CUDA_HINT)
+    """The CUDA memory/stream helper (``edge.trt_cuda``), as BackendUnavailable when missing."""
+    try:
+        return open_cuda()
+    except CudaUnavailable as e:
+        raise BackendUnavailable(str(e)) from e
+
+
+def deserialize(runtime, path):
+    """The engine in ``path``, or None when TensorRT refuses it (other version/GPU, corrupt file)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return runtime.deserialize_cuda_engine(data)
+    except Exception as e:  # some versions raise instead of returning None
+        log.debug("deserialize_cuda_engine(%s) raised %s", path, e)
+        return None
+
+
+class _TensorIO(object):
+    """Named I/O tensors: TensorRT >= 8.5 (``execute_async_v3``)."""
+
+    def __init__(self, trt, engine, context):
+        self.trt, self.engine, self.context = trt, engine, context
+
+    def names(self) -> List[str]:
+        return [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+
+    def is_input(self, name: str) -> bool:
+        return self.engine.get_tensor_mode(name) == self.trt.TensorIOMode.INPUT
+
+    def shape(self, name: str):
+        return self.engine.get_tensor_shape(name)
+
+    def dtype(self, name: str):
+        return self.engine.get_tensor_dtype(name)
+
+    def bind(self, name: str, ptr: int, shape, dynamic: bool) -> None:
+        if dynamic:
+            self.context.set_input_shape(name, shape)
+        self.context.set_tensor_address(name, ptr)
+
+    def execute(self, cuda, ptrs: List[int]) -> None:
+        self.context.execute_async_v3(cuda.stream_handle)
+
+
+class _BindingIO(_TensorIO):
+    """Bindings: TensorRT 8.2 (JetPack 4.6), ``execute_v2`` with every device pointer in order."""
+
+    def names(self) -> List[str]:
+        return [self.engine.get_binding_name(i) for i in range(self.engine.num_bindings)]
+
+    def is_input(self, name: str) -> bool:
+        return self.engine.binding_is_input(name)
+
+    def shape(self, name: str):
+        return self.engine.get_binding_shape(name)
+
+    def dtype(self, name: str):
+        return self.engine.get_binding_dtype(name)
+
+    def bind(self, name: str, ptr: int, shape, dynamic: bool) -> None:
+        if dynamic:
+            self.context.set_binding_shape(self.engine.get_binding_index(name), shape)
+
+    def execute(self, cuda, ptrs: List[int]) -> None:
+        cuda.sync()
+        self.context.execute_v2(ptrs)
+
+
+def engine_io(trt, engine, context):
+    if all(hasattr(o, n) for o, n in ((engine, "num_io_tensors"), (context, "set_tensor_address"),
+                                      (context, "execute_async_v3"))):
+        return _TensorIO(trt, engine, context)
+    return _BindingIO(trt, engine, context)
 
 
 class TensorRTBackend(Backend):
@@ -124,75 +113,81 @@ class TensorRTBackend(Backend):
 
     def _load(self) -> None:
         if not os.path.exists(self.path):
-            raise FileNotFoundError(f"model file not found: {self.path}")
+            raise FileNotFoundError("model file not found: {}".format(self.path))
         trt = import_tensorrt()
         self.trt = trt
         self.cuda = cuda_buffers()
-        engine_path = self.path
-        if self.path.lower().endswith(".onnx"):
-            precision = self.options.precision or "fp16"
-            engine_path = cached_engine(self.path, precision, self.cuda.device_name(), self.options.cache_dir)
-        self.engine_path = engine_path
-        logger = trt.Logger(trt.Logger.WARNING)
-        self.runtime = trt.Runtime(logger)
-        with open(engine_path, "rb") as f:
-            self.engine = self.runtime.deserialize_cuda_engine(f.read())
-        if self.engine is None:
-            raise BackendUnavailable(f"{engine_path}: TensorRT could not deserialize this engine (built for another "
-                                     f"TensorRT version or GPU?); delete it to rebuild from the ONNX")
+        self.gpu = self.cuda.gpu()
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine_path, self.engine = self._open_engine()
         self.context = self.engine.create_execution_context()
-        self._v3 = hasattr(self.engine, "num_io_tensors")
-        names = self._io_names()
-        ins = [n for n in names if self._is_input(n)]
-        outs = [n for n in names if not self._is_input(n)]
+        self.io = engine_io(trt, self.engine, self.context)
+        self._allocate()
+
+    # engine: cached, from the bundle, or rebuilt ---------------------------------------------
+    @property
+    def precision(self) -> str:
+        p = self.options.precision or "fp16"
+        if p not in PRECISION_ALIASES:
+            raise ValueError("tensorrt precision {!r}: use fp32, fp16 or int8".format(p))
+        return PRECISION_ALIASES[p]
+
+    def _build(self, onnx_path: str, precision: str):
+        path = cached_engine(onnx_path, precision, self.gpu, self.options.cache_dir, notice=log.warning)
+        engine = deserialize(self.runtime, path)
+        if engine is None:  # a stale cache entry (e.g. written by a crashed build): rebuild once
+            log.warning("%s: TensorRT could not deserialize the cached engine: rebuilding", os.path.basename(path))
+            os.remove(path)
+            path = cached_engine(onnx_path, precision, self.gpu, self.options.cache_dir, notice=log.warning)
+            engine = deserialize(self.runtime, path)
+        if engine is None:
+            raise BackendUnavailable("{}: TensorRT {} built an engine it cannot load; delete {} and retry".format(
+                onnx_path, self.trt.__version__, path))
+        return path, engine
+
+    def _open_engine(self):
+        if self.path.lower().endswith(".onnx"):
+            return self._build(self.path, self.precision)
+        reason = foreign_reason(self.path, self.trt.__version__, self.gpu) or stale_reason(self.path)
+        engine = None if reason else deserialize(self.runtime, self.path)
+        if engine is not None:
+            return self.path, engine
+        reason = reason or "TensorRT {} could not deserialize it".format(self.trt.__version__)
+        src = rebuild_source(self.path)
+        if src is None:
+            raise BackendUnavailable("{}: {}, and there is no ONNX next to it to rebuild from: rebuild the bundle "
+                                     "with `edge-quantize ... --formats onnx`".format(self.path, reason))
+        onnx_path, built_precision = src
+        log.warning("%s: %s: rebuilding from %s", os.path.basename(self.path), reason, os.path.basename(onnx_path))
+        return self._build(onnx_path, built_precision or self.precision)
+
+    # buffers ---------------------------------------------------------------------------------
+    def _allocate(self) -> None:
+        names = self.io.names()
+        ins = [n for n in names if self.io.is_input(n)]
+        outs = [n for n in names if not self.io.is_input(n)]
         if len(ins) != 1 or not outs:
-            raise ValueError(f"{engine_path}: expected 1 input, got {len(ins)}")
-        self._names = names        # binding-index order (execute_v2 wants every binding, in order)
+            raise ValueError("{}: expected 1 input and at least 1 output, got {} and {}".format(
+                self.engine_path, len(ins), len(outs)))
+        self._names = names        # binding order (execute_v2 wants every pointer, in order)
         self._in_i, self._out_i = names.index(ins[0]), names.index(outs[0])
-        self._host = []
-        self._dev = []
-        for n in self._names:
-            shape = tuple(max(1, int(s)) for s in self._shape(n))
-            dtype = np.dtype(trt.nptype(self._dtype(n)))
-            arr = np.empty(shape, dtype=dtype)
+        self._host = []  # type: List[np.ndarray]
+        self._dev = []  # type: List[int]
+        for n in names:
+            raw = [int(s) for s in self.io.shape(n)]
+            shape = tuple(max(1, s) for s in raw)
+            arr = np.empty(shape, dtype=np.dtype(self.trt.nptype(self.io.dtype(n))))
             self._host.append(arr)
             self._dev.append(self.cuda.alloc(arr.nbytes))
-            dynamic = self._is_input(n) and any(int(d) < 0 for d in self._shape(n))
-            if self._v3:
-                if dynamic:
-                    self.context.set_input_shape(n, shape)
-                self.context.set_tensor_address(n, self._dev[-1])
-            elif dynamic:  # TensorRT 8.2
-                self.context.set_binding_shape(self.engine.get_binding_index(n), shape)
+            self.io.bind(n, self._dev[-1], shape, self.io.is_input(n) and any(s < 0 for s in raw))
         self.input = TensorInfo(ins[0], self._host[self._in_i].shape, self._host[self._in_i].dtype.name)
         self.output = TensorInfo(outs[0], self._host[self._out_i].shape, self._host[self._out_i].dtype.name)
 
-    # API differences between TensorRT 8.2 and >= 8.5 ----------------------------------------
-    def _io_names(self) -> List[str]:
-        if self._v3:
-            return [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        return [self.engine.get_binding_name(i) for i in range(self.engine.num_bindings)]
-
-    def _is_input(self, name: str) -> bool:
-        if self._v3:
-            return self.engine.get_tensor_mode(name) == self.trt.TensorIOMode.INPUT
-        return self.engine.binding_is_input(name)
-
-    def _shape(self, name: str):
-        return self.engine.get_tensor_shape(name) if self._v3 else self.engine.get_binding_shape(name)
-
-    def _dtype(self, name: str):
-        return self.engine.get_tensor_dtype(name) if self._v3 else self.engine.get_binding_dtype(name)
-
     def _infer(self, x: np.ndarray) -> np.ndarray:
         i, o = self._in_i, self._out_i
-        np.copyto(self._host[i], x.astype(self._host[i].dtype, copy=False))   # fp16 engines: cast once here
+        np.copyto(self._host[i], x.astype(self._host[i].dtype, copy=False))   # fp16 I/O: cast once here
         self.cuda.htod(self._dev[i], self._host[i])
-        if self._v3:
-            self.context.execute_async_v3(self.cuda.stream_handle)
-        else:
-            self.cuda.sync()
-            self.context.execute_v2(self._dev)
+        self.io.execute(self.cuda, self._dev)
         self.cuda.dtoh(self._host[o], self._dev[o])
         self.cuda.sync()
         return self._host[o].astype(np.float32).copy()
@@ -200,6 +195,9 @@ class TensorRTBackend(Backend):
     def describe(self) -> dict:
         d = super().describe()
         d["engine"] = self.engine_path
+        d["tensorrt"] = {"version": self.trt.__version__, "gpu": self.gpu.ident(),
+                         "io_api": "bindings" if isinstance(self.io, _BindingIO) else "tensors",
+                         "cuda": getattr(self.cuda, "layout", "?"), "features": TrtApi(self.trt).describe()}
         return d
 
     def close(self) -> None:
