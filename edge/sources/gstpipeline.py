@@ -121,18 +121,20 @@ def error_text(msg) -> str:
     text = "{}: {}".format(src, err.message)
     if debug and "not-negotiated" in debug:
         text += " (not-negotiated: the caps asked for are not offered)"
+    elif debug and "not-linked" in debug:
+        text += " (not-linked: the stream's format fits no element downstream)"
     return redact(text).replace("\n", " ")
 
 
-def bus_error(pipeline) -> Optional[str]:
-    """The first pending ERROR on the bus (redacted, one line), else None (EOS is discarded:
-    the appsink's eos flag reports it)."""
+def bus_error(pipeline, wait_s: float = 0.0) -> Optional[str]:
+    """The first ERROR on the bus (redacted, one line), waiting up to ``wait_s`` for one, else
+    None (EOS is discarded: the appsink's eos flag reports it)."""
     if pipeline is None:
         return None
     Gst = gst()
     bus = pipeline.get_bus()
     while True:
-        msg = bus.pop_filtered(Gst.MessageType.ERROR | Gst.MessageType.EOS)
+        msg = bus.timed_pop_filtered(int(wait_s * Gst.SECOND), Gst.MessageType.ERROR | Gst.MessageType.EOS)
         if msg is None:
             return None
         if msg.type == Gst.MessageType.ERROR:
@@ -216,11 +218,11 @@ class Launch:
         self.pipeline, self.sink = pipeline, sink
         ret = pipeline.set_state(Gst.State.PLAYING)
         if ret == Gst.StateChangeReturn.FAILURE:
-            return bus_error(pipeline) or "state change to PLAYING failed"
+            return bus_error(pipeline, 1.0) or "state change to PLAYING failed"
         if ret == Gst.StateChangeReturn.ASYNC:  # wait for preroll (files) or the first error
             ret, _, _ = pipeline.get_state(int(self.preroll_s * Gst.SECOND))
             if ret == Gst.StateChangeReturn.FAILURE:
-                return bus_error(pipeline) or "could not start"
+                return bus_error(pipeline, 1.0) or "could not start"
         self.no_preroll = ret == Gst.StateChangeReturn.NO_PREROLL
         if self.wait_caps:
             return self._wait_negotiated(t0 + self.start_s)
