@@ -127,3 +127,56 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class ServerProcess:
+    """``rtsp_server.py`` in a child process: ``start()`` (again on the same port after ``kill()``
+    = a camera that restarts), ``freeze()``/``thaw()`` (SIGSTOP/SIGCONT), ``kill()`` (vanishes)."""
+
+    def __init__(self, codec: str = "h264", audio_first: bool = False, user: str = "", password: str = ""):
+        self.args = ["--codec", codec] + (["--audio-first"] if audio_first else []) + (
+            ["--user", user, "--password", password] if user else [])
+        self.port = 0
+        self.proc = None
+
+    def url(self, user: str = "", password: str = "") -> str:
+        cred = f"{user}:{password}@" if user else ""
+        return f"rtsp://{cred}127.0.0.1:{self.port}/stream"
+
+    def start(self, timeout: float = 15.0) -> "ServerProcess":
+        import os
+        import subprocess
+        import time
+        deadline = time.monotonic() + timeout
+        while True:  # the same port again after a restart may need a moment
+            self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--port", str(self.port)] + self.args,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            line = self.proc.stdout.readline().split()
+            if line[:1] == ["READY"]:
+                self.port = int(line[1])
+                return self
+            self.proc.wait()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"RTSP test server did not start: {line}")
+            time.sleep(0.3)
+
+    def freeze(self) -> None:
+        import signal
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        import signal
+        self.proc.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        import signal
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.kill()

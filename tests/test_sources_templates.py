@@ -36,7 +36,7 @@ def test_jetson_templates_take_any_codec_and_fall_back_to_mjpg():
             continue
         cfg = load_config(name)
         assert "rtph264depay" not in cfg.pipelines["rtsp"] and "application/x-rtp,media=video" in cfg.pipelines["rtsp"]
-        assert "parsebin ! nvv4l2decoder" in cfg.pipelines["rtsp"]
+        assert "media=video ! decodebin ! nvvidconv" in cfg.pipelines["rtsp"]
         labels = [label for _, label, _ in _pipelines(name) if "MJPG" in label]
         assert labels == ["MJPG 1280x720@30"], labels
         mjpg = [p for _, label, p in _pipelines(name) if "MJPG" in label][0]

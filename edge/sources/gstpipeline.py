@@ -220,7 +220,9 @@ class Launch:
         if ret == Gst.StateChangeReturn.FAILURE:
             return bus_error(pipeline, 1.0) or "state change to PLAYING failed"
         if ret == Gst.StateChangeReturn.ASYNC:  # wait for preroll (files) or the first error
-            ret, _, _ = pipeline.get_state(int(self.preroll_s * Gst.SECOND))
+            # live: at most until start_s (then the stall timeout judges it); files: preroll_s
+            wait_s = self.start_s - (time.monotonic() - t0) if self.wait_caps else self.preroll_s
+            ret, _, _ = pipeline.get_state(int(max(0.05, wait_s) * Gst.SECOND))
             if ret == Gst.StateChangeReturn.FAILURE:
                 return bus_error(pipeline, 1.0) or "could not start"
         self.no_preroll = ret == Gst.StateChangeReturn.NO_PREROLL
