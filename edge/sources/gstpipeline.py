@@ -11,7 +11,7 @@ for minutes, and a main thread waiting in that C call runs no Python signal hand
 * ``teardown(pipeline, wait_s)`` runs ``set_state(NULL)`` in a daemon thread and waits at most
   ``wait_s``; a pipeline still stuck then is *abandoned* (kept referenced so nothing frees it
   mid-transition) with a one-line notice. ``wait_s=0`` = don't wait (reconnects).
-* rtspsrc elements get ``tcp-timeout`` = ``start_s`` (a server that accepts and never answers fails
+* rtspsrc elements get ``tcp-timeout`` = 0.8 ``start_s`` (a server that accepts and never answers fails
   instead of holding the session for rtspsrc's default 20 s) and, on GStreamer 1.18+, a
   ``select-stream`` handler that sets up the video stream only.
 
@@ -158,8 +158,8 @@ def configure_rtspsrc(pipeline, pipeline_str: str, start_s: float) -> None:
             el.connect("select-stream", _video_only)
         except TypeError:  # GStreamer < 1.18 (JetPack 4): the caps filter after rtspsrc does it
             pass
-        if "tcp-timeout" not in pipeline_str and start_s > 0:
-            el.set_property("tcp-timeout", int(start_s * 1e6))
+        if "tcp-timeout" not in pipeline_str and start_s > 0:  # fails before the start deadline
+            el.set_property("tcp-timeout", int(start_s * 0.8 * 1e6))
 
 
 class Launch:
