@@ -309,3 +309,43 @@ def test_gst_stalled_live_source_is_reconnected():
     finally:
         src.close()
     assert src.stats.reconnects >= 1 and "stalled" in src.stats.last_error
+
+
+STUCK = "gst://videotestsrc is-live=true ! identity sleep-time=30000000"   # each buffer blocks 30 s
+
+
+@pytest.mark.gst
+@needs_gst
+def test_close_never_waits_on_a_stuck_pipeline(capsys):
+    """A streaming thread stuck for 30 s (frozen camera): reads return on time, close() gives up
+    after reconnect.teardown_s with a notice, instead of waiting in set_state(NULL)."""
+    from edge.sources import gstpipeline
+    cfg = SourceConfig.sized(32, 24, reconnect=ReconnectConfig(stall_s=0, start_s=1.0, teardown_s=0.5))
+    before = gstpipeline.abandoned()
+    src = open_source(STUCK, cfg)
+    t0 = time.monotonic()
+    for _ in range(3):
+        assert src.read(0.2) is None
+    assert time.monotonic() - t0 < 2.0
+    t1 = time.monotonic()
+    src.close()
+    assert time.monotonic() - t1 < 1.5
+    assert "did not stop within 0.5 s" in capsys.readouterr().err
+    assert gstpipeline.abandoned() >= before + 1
+    with pytest.raises(EndOfStream):
+        src.read(0.1)
+
+
+@pytest.mark.gst
+@needs_gst
+def test_process_with_a_stuck_pipeline_still_exits():
+    """Exiting Python does not wait for the abandoned pipeline (nor crash on it)."""
+    import subprocess
+    import sys
+    code = ("from edge.sources import open_source, SourceConfig; from edge.config import ReconnectConfig;"
+            "s = open_source(%r, SourceConfig.sized(32, 24, reconnect=ReconnectConfig(start_s=1.0, teardown_s=0.3)));"
+            "s.read(0.2); s.close(); print('closed')" % STUCK)
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=20)
+    assert time.monotonic() - t0 < 10 and p.returncode == 0 and "closed" in p.stdout, p.stderr
