@@ -65,11 +65,8 @@ def notice(text: str) -> None:
     print("edge-run: {}".format(text), file=sys.stderr, flush=True)
 
 
-def teardown(pipeline, wait_s: float, what: str = "source") -> bool:
-    """Stop ``pipeline`` (set_state NULL) in a daemon thread; wait at most ``wait_s``.
-
-    True when it stopped in time. With ``wait_s > 0`` and no stop in time, the pipeline is
-    abandoned with a notice; with ``wait_s == 0`` it stops in the background (reconnects)."""
+def stop_async(pipeline, what: str = "source") -> threading.Event:
+    """Start ``set_state(NULL)`` in a daemon thread; the returned event is set once it returned."""
     Gst = gst()
     done = threading.Event()
 
@@ -82,6 +79,13 @@ def teardown(pipeline, wait_s: float, what: str = "source") -> bool:
             done.set()
 
     threading.Thread(target=work, name="edge-gst-teardown", daemon=True).start()
+    return done
+
+
+def teardown(pipeline, wait_s: float, what: str = "source") -> bool:
+    """Stop ``pipeline`` off the caller's thread and wait at most ``wait_s``. True when it stopped
+    in time; after ``wait_s > 0`` without a stop the pipeline is abandoned with a notice."""
+    done = stop_async(pipeline, what)
     if wait_s <= 0:
         return False
     if done.wait(wait_s):
@@ -165,7 +169,8 @@ def configure_rtspsrc(pipeline, pipeline_str: str, start_s: float) -> None:
 class Launch:
     """Parse and start one pipeline in a worker thread (see module doc). After ``done`` is set:
     ``error`` (one line) or ``pipeline``/``sink``/``no_preroll``. ``cancel()`` makes the worker
-    (or the canceller) tear down whatever it started; ``adopt()`` hands the pipeline over."""
+    (or the canceller) tear down whatever it started (``stopped`` is set when that is done: the
+    next candidate may need the same camera device); ``adopt()`` hands the pipeline over."""
 
     def __init__(self, pipeline_str: str, what: str, start_s: float, wait_caps: bool, preroll_s: float = 10.0):
         self.pipeline_str = pipeline_str
@@ -177,6 +182,7 @@ class Launch:
         self.pipeline = self.sink = None
         self.error = None  # type: Optional[str]
         self.no_preroll = False
+        self.stopped = None  # type: Optional[threading.Event]   set once a failed start was torn down
         self._cancelled = self._adopted = False
         self._lock = threading.Lock()
         threading.Thread(target=self._run, name="edge-gst-start", daemon=True).start()
@@ -184,9 +190,9 @@ class Launch:
     def cancel(self) -> None:
         with self._lock:
             self._cancelled = True
-            drop = self.done.is_set() and not self._adopted and self.pipeline is not None
+            drop = self.done.is_set() and not self._adopted and self.error is None and self.pipeline is not None
         if drop:
-            teardown(self.pipeline, 0, self.what)
+            self.stopped = stop_async(self.pipeline, self.what)
 
     def adopt(self):
         with self._lock:
@@ -198,11 +204,13 @@ class Launch:
             self.error = self._start()
         except Exception as e:  # a surprise from GStreamer must not kill the thread silently
             self.error = redact(str(e)).replace("\n", " ")
+        if self.error is not None and self.pipeline is not None:  # before done: callers may wait on it
+            self.stopped = stop_async(self.pipeline, self.what)
         with self._lock:
             self.done.set()
-            drop = self.pipeline is not None and (self.error is not None or self._cancelled)
+            drop = self._cancelled and self.error is None and self.pipeline is not None
         if drop:
-            teardown(self.pipeline, 0, self.what)
+            self.stopped = stop_async(self.pipeline, self.what)
 
     def _start(self) -> Optional[str]:
         Gst = gst()

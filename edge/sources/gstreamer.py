@@ -118,6 +118,8 @@ class GstSource(Source):
         self.drops = DropCounter()
         self._clock_offset_ns = 0
         self._pending = None          # a gp.Launch of a reconnect in progress
+        self._stopping = None         # threading.Event of the last background teardown
+        self._stopping_since = 0.0
         self._attempt = 0
         self._next_attempt = 0.0
         self._stopped = False
@@ -143,6 +145,8 @@ class GstSource(Source):
                 continue
             if launch.error:
                 tried.append((label, launch.error))
+                if launch.stopped is not None:  # the next candidate opens the same device
+                    launch.stopped.wait(self.policy.teardown_s)
                 continue
             self._adopt(launch)
             self.chosen, self.pipeline_str = label, pipeline_str
@@ -178,10 +182,16 @@ class GstSource(Source):
         self._last_frame = time.monotonic()
 
     def _drop_pipeline(self, wait_s: float) -> None:
-        """Forget the running pipeline and stop it (waiting at most ``wait_s``; 0 = background)."""
+        """Forget the running pipeline and stop it (waiting at most ``wait_s``; 0 = background,
+        and the next reconnect waits up to ``teardown_s`` for the device to be released)."""
         pipeline, self.pipeline, self.sink = self.pipeline, None, None
-        if pipeline is not None:
+        if pipeline is None:
+            return
+        if wait_s > 0:
             gp.teardown(pipeline, wait_s, self.uri)
+        else:
+            self._stopping = gp.stop_async(pipeline, self.uri)
+            self._stopping_since = time.monotonic()
 
     def close(self) -> None:
         """Stop now: waits at most ``reconnect.teardown_s`` for GStreamer (then abandons it)."""
@@ -273,6 +283,14 @@ class GstSource(Source):
         self.stats.frames += 1
         return frame
 
+    def _old_pipeline_released(self, timeout: float) -> bool:
+        """Wait (at most ``timeout``) for the failed pipeline's background teardown, so a camera
+        device is free again; after ``teardown_s`` go on regardless (it is stuck)."""
+        if self._stopping is None or self._stopping.is_set():
+            return True
+        remaining = self._stopping_since + self.policy.teardown_s - time.monotonic()
+        return remaining <= 0 or self._stopping.wait(min(remaining, timeout))
+
     def _reconnect(self, timeout: float) -> bool:
         """Advance the reconnect by at most ``timeout`` s: wait for the backoff, start a pipeline in
         a worker thread, adopt it once it runs. True when running again."""
@@ -281,6 +299,8 @@ class GstSource(Source):
             if self.policy.max_attempts >= 0 and self._attempt >= self.policy.max_attempts:
                 raise SourceError("{}: gave up after {} reconnect attempts ({})".format(
                     self.uri, self._attempt, self.stats.last_error))
+            if not self._old_pipeline_released(timeout):
+                return False
             wait = self._next_attempt - time.monotonic()
             if wait > 0:
                 time.sleep(min(wait, timeout))
