@@ -107,3 +107,21 @@ def test_camera_offering_none_of_the_formats_is_one_clear_error(tmp_path):
     assert time.monotonic() - t0 < 5
     assert "YUY2 1280x720@30" in msg and "NV12 1280x720@30" in msg and "not-linked" in msg, msg
     assert "--list-formats-ext" in msg and "\n" not in msg
+
+
+@pytest.mark.gst
+@needs_gst
+def test_rtspsrc_select_stream_takes_video_only():
+    """GStreamer 1.18+: rtspsrc asks which streams to set up; only video is answered yes (and on
+    older GStreamer, the template's application/x-rtp,media=video filter links only video)."""
+    from edge.sources.gstpipeline import _video_only, configure_rtspsrc, gst
+    Gst = gst()
+    assert _video_only(None, 0, Gst.Caps.from_string("application/x-rtp,media=video,encoding-name=H265"))
+    assert not _video_only(None, 0, Gst.Caps.from_string("application/x-rtp,media=audio,encoding-name=PCMA"))
+    assert not _video_only(None, 1, Gst.Caps.from_string("application/x-rtp,media=application"))
+    p = Gst.parse_launch("rtspsrc name=r location=rtsp://127.0.0.1:9/x ! fakesink")
+    configure_rtspsrc(p, "", 5.0)
+    r = p.get_by_name("r")
+    assert r.get_property("tcp-timeout") == 4_000_000          # 0.8 * start_s, in microseconds
+    assert r.emit("select-stream", 0, Gst.Caps.from_string("application/x-rtp,media=audio")) is False
+    assert r.emit("select-stream", 1, Gst.Caps.from_string("application/x-rtp,media=video")) is True
