@@ -81,8 +81,8 @@ def run_edge_run(bundle: str, source: str, seconds: float, threads: Optional[int
 
 CONTROL = """
 import json, sys, time
-from edge.sources import open_source, SourceConfig, PipelineSettings
-src = open_source(sys.argv[1], SourceConfig(PipelineSettings(width=128, height=128)))
+from edge.sources import open_source, SourceConfig
+src = open_source(sys.argv[1], SourceConfig.sized(128, 128))
 t0, n = time.monotonic(), 0
 while time.monotonic() - t0 < float(sys.argv[2]):
     f = src.read(0.5)

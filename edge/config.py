@@ -31,12 +31,20 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """Caps asked from a V4L2/CSI camera (0 = let the camera choose); format "" = any raw, or MJPG."""
+    """Caps asked from a V4L2 camera (0 = let the camera choose).
+
+    format:        comma-separated preference list tried in order until one negotiates: ``raw`` (any
+                   raw format), a raw fourcc (``YUY2``, ``NV12`` ...) or ``MJPG`` (many UVC webcams give
+                   720p30 only as MJPG); "" = ``raw,MJPG``
+    mjpeg_decoder: the GStreamer decoder chain for MJPG frames: ``jpegdec`` (software), on a Jetson
+                   ``jpegparse ! nvv4l2decoder mjpeg=1`` (hardware NVJPG; ``nvjpegdec`` also works)
+    """
 
     width: int = 640
     height: int = 480
     fps: int = 30
-    format: str = ""
+    format: str = "raw,MJPG"
+    mjpeg_decoder: str = "jpegdec"
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,9 @@ class CaptureConfig:
 
 @dataclass(frozen=True)
 class RtspConfig:
+    """latency_ms: rtspsrc jitterbuffer latency; protocols: tcp (robust through NAT/Wi-Fi) or udp.
+    Only the video stream of a session is taken (audio and metadata streams are not set up)."""
+
     latency_ms: int = 200
     protocols: str = "tcp"
 
@@ -58,12 +69,24 @@ class RtspConfig:
 @dataclass(frozen=True)
 class ReconnectConfig:
     """Live sources: backoff initial_s doubling to max_s, max_attempts consecutive failures (-1 =
-    forever), stall_s without a frame counts as a failure (0 = never)."""
+    forever), stall_s without a frame counts as a failure (0 = never).
+
+    start_s:    a (re)started pipeline that has neither negotiated caps nor failed after this long
+                is taken as running (then stall_s judges it); also rtspsrc's TCP timeout
+    teardown_s: close() waits at most this long for GStreamer to stop; a pipeline stuck in teardown
+                (a frozen camera or server) is abandoned with a notice, never waited on
+    """
 
     initial_s: float = 0.5
     max_s: float = 5.0
     max_attempts: int = -1
     stall_s: float = 5.0
+    start_s: float = 5.0
+    teardown_s: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt ``attempt`` + 1 (0-based failures so far)."""
+        return min(self.max_s, self.initial_s * (2 ** max(0, attempt)))
 
 
 @dataclass(frozen=True)

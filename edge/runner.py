@@ -34,9 +34,7 @@ from .select import (ModelError, Selection, bundle_from_model_file, check_model,
                      load_classifier, select_artifacts)
 from .sinks import (DisplaySink, JsonlSink, VideoSink, draw_overlay, format_summary, prediction_record,
                     write_summary)
-from .sources import (CameraNotFound, EndOfStream, ReconnectPolicy, Source, SourceConfig, SourceError,
-                      URIError, open_source)
-from .sources.pipelines import PipelineSettings
+from .sources import CameraNotFound, EndOfStream, Source, SourceConfig, SourceError, URIError, open_source
 from .sources.uri import output_kind, parse_uri, redact
 from .stream import StreamConfig, StreamPredictor
 from .timing import StageTimer
@@ -192,16 +190,7 @@ class Runner:
         spec = bundle.input
         w = o.width or cfg.capture.width or spec.width * 2
         h = o.height or cfg.capture.height or spec.height * 2
-        src_cfg = SourceConfig(
-            pipeline=PipelineSettings(width=w, height=h, camera_width=cfg.camera.width,
-                                      camera_height=cfg.camera.height, camera_fps=cfg.camera.fps,
-                                      camera_format=cfg.camera.format, rtsp_latency_ms=cfg.rtsp.latency_ms,
-                                      rtsp_protocols=cfg.rtsp.protocols, scale_method=cfg.capture.scale_method,
-                                      templates=dict(cfg.pipelines)),
-            reconnect=ReconnectPolicy(cfg.reconnect.initial_s, cfg.reconnect.max_s,
-                                      cfg.reconnect.max_attempts if o.max_reconnects is None else o.max_reconnects,
-                                      cfg.reconnect.stall_s),
-            reader=o.reader)
+        src_cfg = SourceConfig.from_device(cfg, w, h, reader=o.reader, max_reconnects=o.max_reconnects)
         try:
             self.source = open_source(o.input, src_cfg)
         except CameraNotFound as e:

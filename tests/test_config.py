@@ -20,7 +20,7 @@ def test_shipped_configs_load_and_make_sense():
         assert c.camera.fps > 0 and c.reconnect.max_s >= c.reconnect.initial_s
     nano = load_config("jetson-nano")
     assert nano.platform["jetpack"] == "4.6" and nano.platform["tensorrt"] == "8.2"
-    assert "nvarguscamerasrc" in nano.pipelines["csi"] and "nvv4l2decoder" in nano.pipelines["rtsp"]
+    assert "nvarguscamerasrc" in nano.pipelines["csi"] and "rtph264depay" not in nano.pipelines["rtsp"]
     assert load_config("coral-usb").edgetpu_device == "usb:0"
     with pytest.raises(Exception):
         nano.threads = 3  # frozen

@@ -6,15 +6,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.sources import (CameraNotFound, EndOfStream, PipelineSettings, ReconnectPolicy, SourceConfig,
-                          SourceError, URIError, build_pipeline, open_source, parse_uri, redact)
+from edge.config import CameraConfig, ReconnectConfig
+from edge.sources import (CameraNotFound, EndOfStream, SourceConfig, SourceError, URIError, build_pipeline,
+                          candidates, open_source, parse_uri, redact)
 from edge.sources.gstreamer import DropCounter, gst_available
 from edge.sources.pipelines import FILE_SINK, LIVE_SINK, guess_live, scale_chain
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CLIP = DATA / "ucf101-mini" / "Archery" / "v_Archery_g08_c01.avi"
 needs_gst = pytest.mark.skipif(not gst_available(), reason="GStreamer/PyGObject not importable")
-S = PipelineSettings(width=32, height=24, camera_width=640, camera_height=480, camera_fps=30)
+S = SourceConfig.sized(32, 24)   # camera defaults: 640x480@30, raw then MJPG
 
 
 # -- URIs -------------------------------------------------------------------------------------------
@@ -63,9 +64,25 @@ def test_pipeline_v4l2_scales_before_converting_and_drops():
 
 
 def test_pipeline_v4l2_mjpeg_camera():
-    s = PipelineSettings(width=64, height=64, camera_format="MJPG")
+    s = SourceConfig.sized(64, 64, camera=CameraConfig(format="MJPG"))
     p = build_pipeline(parse_uri("v4l2:///dev/video1"), s)
     assert "image/jpeg,width=640,height=480,framerate=30/1 ! jpegdec ! videoscale" in p
+
+
+def test_camera_candidates_raw_then_mjpg_in_config_order():
+    cam = CameraConfig(width=1280, height=720, fps=30, format="raw, mjpeg",
+                       mjpeg_decoder="jpegparse ! nvv4l2decoder mjpeg=1")
+    c = candidates(parse_uri("/dev/video0"), SourceConfig.sized(64, 64, camera=cam))
+    assert [label for label, _ in c] == ["raw 1280x720@30", "MJPG 1280x720@30"]
+    assert "! video/x-raw,width=1280,height=720,framerate=30/1 ! videoscale" in c[0][1]
+    assert "! image/jpeg,width=1280,height=720,framerate=30/1 ! jpegparse ! nvv4l2decoder mjpeg=1 ! videoscale" in c[1][1]
+    yuy2 = candidates(parse_uri("/dev/video0"), SourceConfig.sized(8, 8, camera=CameraConfig(format="YUY2,MJPG")))
+    assert "format=YUY2" in yuy2[0][1] and "image/jpeg" in yuy2[1][1]
+    # "" = the default preference; a template without {camera_caps} gives one candidate only
+    assert len(candidates(parse_uri("/dev/video0"), SourceConfig.sized(8, 8, camera=CameraConfig(format="")))) == 2
+    fixed = SourceConfig.sized(8, 8, templates={"v4l2": "v4l2src device={device} ! {scale}"})
+    assert len(candidates(parse_uri("/dev/video0"), fixed)) == 1
+    assert len(candidates(parse_uri("test://"), S)) == 1
 
 
 def test_pipeline_csi_rtsp_file_test_gst():
@@ -73,7 +90,7 @@ def test_pipeline_csi_rtsp_file_test_gst():
     assert csi.startswith("nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM)")
     assert "nvvidconv ! video/x-raw,width=32,height=24,format=BGRx" in csi and csi.endswith(LIVE_SINK)
     rtsp = build_pipeline(parse_uri("rtsp://cam/x?latency=50"), S)
-    assert 'rtspsrc location="rtsp://cam/x?latency=50" latency=50 protocols=tcp ! decodebin ! videoscale' in rtsp
+    assert 'rtspsrc location="rtsp://cam/x?latency=50" latency=50 protocols=tcp ! application/x-rtp,media=video ! decodebin ! videoscale' in rtsp
     assert rtsp.endswith(LIVE_SINK)
     f = build_pipeline(parse_uri('/data/my "clip".avi'), S)
     assert f.startswith('filesrc location="/data/my \\"clip\\".avi" ! decodebin ! videoscale')
@@ -90,9 +107,9 @@ def test_pipeline_csi_rtsp_file_test_gst():
 
 
 def test_pipeline_template_override_and_unknown_placeholder():
-    s = PipelineSettings(width=16, height=16, templates={"file": "filesrc location={location} ! qtdemux ! avdec_h264 ! {scale}"})
+    s = SourceConfig.sized(16, 16, templates={"file": "filesrc location={location} ! qtdemux ! avdec_h264 ! {scale}"})
     assert "qtdemux ! avdec_h264 ! videoscale" in build_pipeline(parse_uri("a.mp4"), s)
-    bad = PipelineSettings(templates={"test": "videotestsrc {nope}"})
+    bad = SourceConfig(templates={"test": "videotestsrc {nope}"})
     with pytest.raises(URIError, match="nope"):
         build_pipeline(parse_uri("test://"), bad)
 
@@ -122,7 +139,7 @@ def test_missing_file():
 @pytest.mark.realdata
 @pytest.mark.skipif(not CLIP.exists(), reason=f"real data not found at {CLIP}")
 def test_opencv_reader_reads_every_frame_rgb():
-    src = open_source(str(CLIP), SourceConfig(PipelineSettings(width=32, height=24), reader="opencv"))
+    src = open_source(str(CLIP), SourceConfig.sized(32, 24, reader="opencv"))
     frames = list(src)
     src.close()
     import cv2
@@ -141,7 +158,7 @@ def test_opencv_reader_reads_every_frame_rgb():
 @pytest.mark.gst
 @needs_gst
 def test_gst_live_test_source_frames_and_timestamps():
-    src = open_source("test://?pattern=ball&width=320&height=240&fps=30", SourceConfig(S))
+    src = open_source("test://?pattern=ball&width=320&height=240&fps=30", S)
     try:
         frames = [f for f in (src.read(2.0) for _ in range(12)) if f is not None]
     finally:
@@ -160,7 +177,7 @@ def test_gst_live_test_source_frames_and_timestamps():
 @needs_gst
 def test_gst_slow_consumer_counts_drops():
     """A consumer that sleeps 200 ms at 30 fps must see ~5 drops per sleep, and no lag build-up."""
-    src = open_source("test://?fps=30", SourceConfig(S))
+    src = open_source("test://?fps=30", S)
     try:
         got = []
         for i in range(6):
@@ -179,7 +196,7 @@ def test_gst_slow_consumer_counts_drops():
 @pytest.mark.gst
 @needs_gst
 def test_gst_live_source_reconnects_after_eos():
-    cfg = SourceConfig(S, ReconnectPolicy(initial_s=0.05, max_s=0.1))
+    cfg = SourceConfig.sized(32, 24, reconnect=ReconnectConfig(initial_s=0.05, max_s=0.1))
     src = open_source("test://?fps=30&num-buffers=5", cfg)
     epochs, t0 = set(), time.monotonic()
     try:
@@ -196,7 +213,7 @@ def test_gst_live_source_reconnects_after_eos():
 @pytest.mark.gst
 @needs_gst
 def test_gst_gives_up_after_max_reconnects():
-    cfg = SourceConfig(S, ReconnectPolicy(initial_s=0.01, max_s=0.01, max_attempts=0))
+    cfg = SourceConfig.sized(32, 24, reconnect=ReconnectConfig(initial_s=0.01, max_s=0.01, max_attempts=0))
     src = open_source("test://?fps=30&num-buffers=2", cfg)
     with pytest.raises(SourceError, match="gave up"):
         for _ in range(50):
@@ -216,10 +233,10 @@ def test_gst_bad_pipeline_is_one_line_error():
 @pytest.mark.realdata
 @pytest.mark.skipif(not CLIP.exists(), reason=f"real data not found at {CLIP}")
 def test_gst_file_reads_every_frame_like_opencv():
-    src = open_source(str(CLIP), SourceConfig(S))
+    src = open_source(str(CLIP), S)
     frames = list(src)
     assert not src.live and src.stats.dropped == 0
-    ref = open_source(str(CLIP), SourceConfig(S, reader="opencv"))
+    ref = open_source(str(CLIP), SourceConfig.sized(32, 24, reader="opencv"))
     ref_frames = list(ref)
     assert len(frames) == len(ref_frames)
     assert frames[0].image.shape == ref_frames[0].image.shape == (24, 32, 3)
@@ -239,15 +256,15 @@ def test_without_gstreamer_files_fall_back_to_opencv_once(monkeypatch, capsys, t
     monkeypatch.setattr(sources, "_FALLBACK_SAID", False)
     if not CLIP.exists():
         pytest.skip(f"real data not found at {CLIP}")
-    a = open_source(str(CLIP), SourceConfig(S))
-    b = open_source(str(CLIP), SourceConfig(S))
+    a = open_source(str(CLIP), S)
+    b = open_source(str(CLIP), S)
     assert a.kind == b.kind == "opencv/file" and a.read().image.shape == (24, 32, 3)
     a.close()
     b.close()
     err = capsys.readouterr().err
     assert err.count("reading files with OpenCV instead") == 1
     with pytest.raises(SourceError, match="need GStreamer.*python3-gi"):
-        open_source("test://", SourceConfig(S))
+        open_source("test://", S)
 
 
 @pytest.mark.gst
@@ -260,7 +277,7 @@ def test_device_frames_match_training_frames():
     from edge.preprocess import resize_rgb
     from edge.video import read_clip
     clip = read_clip(str(CLIP), n_frames=8, size=(32, 32), as_uint8=True)
-    src = open_source(str(CLIP), SourceConfig(PipelineSettings(width=64, height=64)))
+    src = open_source(str(CLIP), SourceConfig.sized(64, 64))
     frames = [f.image for f in src]
     device = np.stack([resize_rgb(frames[i], (32, 32)) for i in clip.indices])
     diff = np.abs(device.astype(int) - clip.frames.astype(int)).mean()
@@ -271,7 +288,7 @@ def test_device_frames_match_training_frames():
 @needs_gst
 def test_rtsp_errors_and_descriptions_never_show_the_password():
     import json
-    cfg = SourceConfig(S, ReconnectPolicy(0.05, 0.1, 1))
+    cfg = SourceConfig.sized(32, 24, reconnect=ReconnectConfig(0.05, 0.1, 1))
     src = open_source("rtsp://admin:s3cret@127.0.0.1:1/stream", cfg, start=False)
     assert "s3cret" not in json.dumps(src.describe()) and "user-pw=***" in src.describe()["pipeline"]
     with pytest.raises(SourceError) as e:   # nothing listens on port 1: fails at once
@@ -283,7 +300,7 @@ def test_rtsp_errors_and_descriptions_never_show_the_password():
 @needs_gst
 def test_gst_stalled_live_source_is_reconnected():
     """A live source that stops delivering without an error (frozen camera) counts as failed."""
-    cfg = SourceConfig(S, ReconnectPolicy(initial_s=0.05, max_s=0.1, stall_s=0.25))
+    cfg = SourceConfig.sized(32, 24, reconnect=ReconnectConfig(initial_s=0.05, max_s=0.1, stall_s=0.25))
     src = open_source("gst://videotestsrc is-live=true ! identity sleep-time=600000", cfg)
     t0 = time.monotonic()
     try:
@@ -292,3 +309,43 @@ def test_gst_stalled_live_source_is_reconnected():
     finally:
         src.close()
     assert src.stats.reconnects >= 1 and "stalled" in src.stats.last_error
+
+
+STUCK = "gst://videotestsrc is-live=true ! identity sleep-time=30000000"   # each buffer blocks 30 s
+
+
+@pytest.mark.gst
+@needs_gst
+def test_close_never_waits_on_a_stuck_pipeline(capsys):
+    """A streaming thread stuck for 30 s (frozen camera): reads return on time, close() gives up
+    after reconnect.teardown_s with a notice, instead of waiting in set_state(NULL)."""
+    from edge.sources import gstpipeline
+    cfg = SourceConfig.sized(32, 24, reconnect=ReconnectConfig(stall_s=0, start_s=1.0, teardown_s=0.5))
+    before = gstpipeline.abandoned()
+    src = open_source(STUCK, cfg)
+    t0 = time.monotonic()
+    for _ in range(3):
+        assert src.read(0.2) is None
+    assert time.monotonic() - t0 < 2.0
+    t1 = time.monotonic()
+    src.close()
+    assert time.monotonic() - t1 < 1.5
+    assert "did not stop within 0.5 s" in capsys.readouterr().err
+    assert gstpipeline.abandoned() >= before + 1
+    with pytest.raises(EndOfStream):
+        src.read(0.1)
+
+
+@pytest.mark.gst
+@needs_gst
+def test_process_with_a_stuck_pipeline_still_exits():
+    """Exiting Python does not wait for the abandoned pipeline (nor crash on it)."""
+    import subprocess
+    import sys
+    code = ("from edge.sources import open_source, SourceConfig; from edge.config import ReconnectConfig;"
+            "s = open_source(%r, SourceConfig.sized(32, 24, reconnect=ReconnectConfig(start_s=1.0, teardown_s=0.3)));"
+            "s.read(0.2); s.close(); print('closed')" % STUCK)
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=20)
+    assert time.monotonic() - t0 < 10 and p.returncode == 0 and "closed" in p.stdout, p.stderr

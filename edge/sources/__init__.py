@@ -3,37 +3,23 @@
 ``open_source(uri, config)`` parses the URI (``uri.parse_uri``), checks what can be checked before
 GStreamer starts (a missing camera is a ``CameraNotFound`` naming the device and how to list
 cameras), builds the pipeline string (``pipelines.build_pipeline``) and returns an opened
-``Source``. Without GStreamer/PyGObject, files fall back to OpenCV (said once, in the log and
+``Source``. ``SourceConfig`` is made of the device config's own sections
+(``SourceConfig.from_device(cfg, width, height)``). Without GStreamer/PyGObject, files fall back to OpenCV (said once, in the log and
 stderr); live sources need GStreamer.
 """
-from __future__ import annotations
-
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Optional
 
-from .base import (CameraNotFound, EndOfStream, Frame, ReconnectPolicy, Source, SourceError,
-                   SourceStats)
-from .pipelines import PipelineSettings, build_pipeline
+from .base import CameraNotFound, EndOfStream, Frame, Source, SourceError, SourceStats
+from .pipelines import READERS, SourceConfig, build_pipeline, candidates
 from .uri import URI_HELP, SourceURI, URIError, parse_uri, redact
 
 log = logging.getLogger("edge.sources")
 
-READERS = ("auto", "gstreamer", "opencv")
 LIST_CAMERAS = "list cameras with `v4l2-ctl --list-devices` (package v4l-utils) or `ls /dev/video*`"
 _FALLBACK_SAID = False
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    """pipeline: sizes/caps/templates; reconnect: backoff for live sources; reader: auto (GStreamer,
-    OpenCV for files when GStreamer is missing), gstreamer, or opencv (files only)."""
-
-    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
-    reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
-    reader: str = "auto"
 
 
 def check_uri(u: SourceURI) -> None:
@@ -64,14 +50,14 @@ def open_source(uri: str, config: Optional[SourceConfig] = None, start: bool = T
     if u.kind == "display":
         raise URIError("display:// is an output, not an input")
     check_uri(u)
-    size = (config.pipeline.height, config.pipeline.width)
+    size = config.size
     if u.kind == "file" and config.reader == "opencv":
-        src: Source = _opencv(u, size)
+        src = _opencv(u, size)  # type: Source
     elif config.reader != "opencv" and gstreamer.gst_available():
         if u.kind == "csi" and not gstreamer.has_element("nvarguscamerasrc"):
             raise SourceError(f"{u.redacted}: CSI cameras need nvarguscamerasrc (NVIDIA Jetson with JetPack); "
                               f"on other boards use a V4L2 camera (/dev/video0)")
-        src = gstreamer.GstSource(u, config.pipeline, config.reconnect)
+        src = gstreamer.GstSource(u, config)
     elif u.kind == "file" and config.reader == "auto":
         _say_fallback("PyGObject/GStreamer not importable")
         src = _opencv(u, size)
@@ -86,5 +72,5 @@ def _opencv(u: SourceURI, size):
 
 
 __all__ = ["open_source", "SourceConfig", "Source", "Frame", "SourceStats", "SourceError", "CameraNotFound",
-           "EndOfStream", "ReconnectPolicy", "PipelineSettings", "build_pipeline", "parse_uri", "redact",
-           "SourceURI", "URIError", "URI_HELP", "check_uri", "LIST_CAMERAS"]
+           "EndOfStream", "build_pipeline", "candidates", "parse_uri", "redact", "SourceURI", "URIError",
+           "URI_HELP", "check_uri", "LIST_CAMERAS"]

@@ -4,8 +4,6 @@
 finite source (a file) is done. Live sources never end by themselves: when the pipeline errors or
 reaches EOS they reconnect with backoff (counted in ``stats.reconnects``) until ``max_reconnects``.
 """
-from __future__ import annotations
-
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -33,7 +31,7 @@ class Frame:
     timestamp_s: live sources: seconds on the capture clock since the source opened (monotonic across
                  reconnects); files: the frame's presentation time in the video
     index:       running count of frames delivered by this source (0, 1, 2, ...)
-    capture_ns:  time.monotonic_ns() at capture (live GStreamer: pipeline clock at the buffer's PTS,
+    capture_ns:  now_ns() (time.monotonic in ns) at capture (live GStreamer: pipeline clock at the buffer's PTS,
                  i.e. when the camera produced it; files: when the read started, so "capture" is
                  the decode time); capture-to-prediction latency is measured from it
     epoch:       reconnect count when this frame was captured: a change means a gap in the stream
@@ -60,21 +58,6 @@ class SourceStats:
     def to_dict(self) -> dict:
         return {"frames": self.frames, "dropped": self.dropped, "reconnects": self.reconnects,
                 "errors": self.errors, "last_error": self.last_error}
-
-
-@dataclass(frozen=True)
-class ReconnectPolicy:
-    """Backoff between attempts: initial_s, doubled each failure up to max_s; -1 attempts = forever.
-    stall_s: a live source that delivers nothing for this long (a frozen camera or stream that
-    reports no error) is treated as failed and reconnected; 0 = never."""
-
-    initial_s: float = 0.5
-    max_s: float = 5.0
-    max_attempts: int = -1
-    stall_s: float = 5.0
-
-    def delay(self, attempt: int) -> float:
-        return min(self.max_s, self.initial_s * (2 ** max(0, attempt)))
 
 
 class Source:
@@ -127,4 +110,10 @@ class Source:
 
 
 def now_ns() -> int:
-    return time.monotonic_ns()
+    """time.monotonic() in integer nanoseconds (time.monotonic_ns is Python 3.7+; same clock)."""
+    if _MONOTONIC_NS is not None:
+        return _MONOTONIC_NS()
+    return int(time.monotonic() * 1e9)
+
+
+_MONOTONIC_NS = getattr(time, "monotonic_ns", None)

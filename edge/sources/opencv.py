@@ -3,8 +3,6 @@
 Frames come out RGB, scaled to the requested size, with the container's timestamps; every frame
 is decoded (a file never drops).
 """
-from __future__ import annotations
-
 import logging
 import os
 from typing import Optional, Tuple

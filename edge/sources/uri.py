@@ -14,8 +14,6 @@ gst        ``gst://<launch pipeline>``                   anything else, ends in 
 display    ``display://0``                               output only: a window
 =========  ============================================  =====================================
 """
-from __future__ import annotations
-
 import os
 import re
 from dataclasses import dataclass, field
