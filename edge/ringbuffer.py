@@ -6,7 +6,6 @@ later (``set``), which is how streaming caches encoder features: a frame is enco
 Keys must not decrease; ``find(key)`` returns the newest entry with a key <= ``key`` (a dropped
 frame's slot is served by the frame before it).
 """
-from __future__ import annotations
 
 import bisect
 from typing import Dict, List, Optional, Tuple
