@@ -26,11 +26,10 @@ from .records import PredictionRecord, RunSummary
 from .sources.uri import URIError, output_kind
 
 OUTPUT_HELP = """\
-outputs (OUTPUT and the --jsonl/--summary flags are outputs too):
-  out.mp4, out.avi, .mkv, .mov   annotated video file (label, score, FPS on every frame)
-  display://0                    annotated video in a window (needs DISPLAY/WAYLAND_DISPLAY)
-  --jsonl FILE                   one JSON line per prediction (flushed line by line)
-  --summary FILE                 end-of-run summary as JSON (also printed unless -q)"""
+more outputs (each one a Sink made by edge.sinks.open_output, like OUTPUT):
+  --jsonl FILE     one JSON line per prediction, flushed line by line (edge.records.PredictionRecord)
+  --summary FILE   end-of-run summary as JSON (edge.records.RunSummary; also printed unless -q)
+  console          a status line every 5 s (live), a progress bar over a file on a terminal; -q: none"""
 
 
 class OutputError(ValueError):
