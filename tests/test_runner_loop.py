@@ -215,3 +215,28 @@ def test_run_summary_reads_older_and_newer_summaries():
     s = RunSummary.from_dict({"frames": 3, "fps": 2.0, "a_key_from_the_future": 1})
     assert s.frames == 3 and s.fps == 2.0 and s.file_prediction is None and "file_prediction" not in s.to_dict()
     assert list(RunSummary().to_dict())[:3] == ["version", "frames", "predictions"]
+
+
+# -- one merge of flags over the device config --------------------------------------------------------
+def test_flags_merge_once_over_the_config_sections(tmp_path):
+    from edge.runner import RunError, resolve_config
+    cfg = tmp_path / "board.yaml"
+    cfg.write_text("device: cpu\nrunner: {stride: 4, smooth: 2, interval_s: 0.25}\nreconnect: {max_attempts: 7}\n")
+    c = resolve_config(RunOptions(input="test://", config=str(cfg), smooth=3, max_reconnects=2, threads=2))
+    assert (c.runner.stride, c.runner.smooth, c.runner.interval_s, c.runner.top_k) == (4, 3, 0.25, 3)
+    assert c.reconnect.max_attempts == 2 and c.threads == 2
+    c = resolve_config(RunOptions(input="test://", config=str(cfg)))
+    assert (c.runner.smooth, c.reconnect.max_attempts) == (2, 7)
+    cfg.write_text("runner: {stride: 0}\n")
+    with pytest.raises(RunError, match="runner.stride must be >= 1"):
+        resolve_config(RunOptions(input="test://", config=str(cfg)))
+
+
+def test_interval_from_the_config_reaches_the_predictor(monkeypatch, bundle_dir, tmp_path):
+    cfg = tmp_path / "board.yaml"
+    cfg.write_text("device: cpu\nrunner: {interval_s: 0.2}\n")
+    r = _runner(monkeypatch, bundle_dir, FrameSource(3), config=str(cfg))
+    list(r.frames())
+    assert r.predictor.interval_s == 0.2 and r.predictor.step == 6      # 0.2 s at 30 fps
+    assert r.summary().sampling["step_frames"] == 6
+    r.close()
