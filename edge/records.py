@@ -73,22 +73,24 @@ class PredictionRecord:
 @dataclass
 class FilePrediction:
     """The answer for a whole file, sampled the way training and ``edge-eval`` sample a clip (the
-    bundle's T frames evenly over the whole video, padded when shorter)."""
+    bundle's T frames evenly over the whole video): top-1 and the top-3 (label, score)."""
 
     label: str
     score: float
-    top: List[Tuple[str, float]]
-    indices: List[int] = field(default_factory=list)
-    padded: bool = False
+    top: List[Tuple[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def from_scores(cls, scores, labels: List[str], k: int = 3) -> "FilePrediction":
+        order = sorted(range(len(scores)), key=lambda i: -float(scores[i]))
+        top = [(labels[i], float(scores[i])) for i in order[:k]]
+        return cls(label=top[0][0], score=top[0][1], top=top)
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "score": _r(self.score), "top": _top_dicts(self.top),
-                "indices": [int(i) for i in self.indices], "padded": bool(self.padded)}
+        return {"label": self.label, "score": _r(self.score), "top": _top_dicts(self.top)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FilePrediction":
-        return cls(label=d["label"], score=float(d["score"]), top=_top_pairs(d.get("top")),
-                   indices=list(d.get("indices") or []), padded=bool(d.get("padded", False)))
+        return cls(label=d["label"], score=float(d["score"]), top=_top_pairs(d.get("top")))
 
 
 @dataclass

@@ -185,15 +185,12 @@ def output_uris(opts: RunOptions, live: bool) -> List[str]:
 def predict_file(classifier: ClipClassifier, bundle: Bundle, path: str) -> FilePrediction:
     """The answer edge-eval gives for one file: the bundle's T frames evenly over the whole video
     (``edge.video.read_clip``, the training sampling; a shorter video is padded with its last frame),
-    the bundle's preprocessing, one ``predict``."""
+    the bundle's preprocessing, one ``predict``. (The one call to swap for ``edge.evaluation``.)"""
     from .video import read_clip
 
     spec = bundle.input
     clip = read_clip(path, n_frames=spec.frames, size=spec.size, short_policy="pad", as_uint8=True)
-    scores = classifier.predict(normalize(clip.frames, spec))
-    order = sorted(range(len(scores)), key=lambda i: -float(scores[i]))
-    top = [(bundle.labels[i], float(scores[i])) for i in order[:3]]
-    return FilePrediction(label=top[0][0], score=top[0][1], top=top, indices=clip.indices, padded=clip.padded)
+    return FilePrediction.from_scores(classifier.predict(normalize(clip.frames, spec)), bundle.labels)
 
 
 def call_with_deadline(fn: Callable[[], None], seconds: float, what: str) -> bool:

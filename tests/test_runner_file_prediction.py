@@ -121,9 +121,7 @@ def _edge_run(bundle, clip, tmp_path, *args):
                  "-q"] + list(args)) == 0
     s = json.load(open(sm))
     assert s["stop_reason"] == "end of stream"
-    fp = s["file_prediction"]
-    assert len(fp["indices"]) == 20 or fp["padded"] or len(fp["indices"]) == s["sampling"]["frames"]
-    return s, fp
+    return s, s["file_prediction"]
 
 
 def _clips(data):

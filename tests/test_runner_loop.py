@@ -187,14 +187,14 @@ def test_jsonl_summary_and_video_sinks(tmp_path):
     for f in frames:
         for s in sinks:
             s.write(f, _rec(f.index) if f.index % 2 else None)
-    summary = RunSummary(frames=6, predictions=3, file_prediction=FilePrediction("a", 0.7, [("a", 0.7)], [0, 2]))
+    summary = RunSummary(frames=6, predictions=3, file_prediction=FilePrediction.from_scores([0.2, 0.7, 0.1], ["b", "a", "c"]))
     for s in sinks:
         s.close(summary)
         s.close(summary)             # a second close is harmless
     lines = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [x["frame"] for x in lines] == [1, 3, 5] and lines[0]["score"] == 0.75
     back = RunSummary.from_dict(json.loads((tmp_path / "s.txt").read_text()))
-    assert back == summary and back.file_prediction.label == "a"
+    assert back == summary and back.file_prediction.label == "a" and back.file_prediction.top[1] == ("b", 0.2)
     import cv2
     cap = cv2.VideoCapture(str(tmp_path / "v.avi"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
