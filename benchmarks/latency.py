@@ -10,7 +10,6 @@ less than 10% over a bare ``Interpreter.invoke()`` loop.
 
 No TensorFlow here: this module runs on the Jetson / Coral board (numpy + ``edge`` only).
 """
-from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
