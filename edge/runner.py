@@ -415,7 +415,8 @@ class Runner:
         return self.last
 
     def run(self) -> dict:
-        """edge-run: set up, send every (frame, prediction) to the outputs, return the summary dict."""
+        """edge-run: set up, send every (frame, prediction) to the outputs, return the summary dict.
+        Signal handling covers setup and teardown too (a second signal still exits at once)."""
         self.stop.install()
         try:
             if self.source is None:
@@ -426,15 +427,18 @@ class Runner:
             self.stop.loop_ended()
             self._finish_file()
             summary = self.summary()
-            for s in self.sinks:
-                s.close(summary)
-            self.sinks = []
+            self._close_sinks(summary)
+            self.stop.done = True   # results are out: a late watchdog has nothing to rescue
             return summary.to_dict()
         finally:
-            self.stop.restore()
-            for s in self.sinks:  # a failure mid-run: close what is open, write no summary
-                s.close(None)
+            self._close_sinks(None)  # a failure mid-run: close what is open, write no summary
             self.close()
+            self.stop.restore()
+
+    def _close_sinks(self, summary: Optional[RunSummary]) -> None:
+        sinks, self.sinks = self.sinks, []
+        for s in sinks:
+            s.close(summary)
 
     def _write(self, frame: Optional[Frame], pred: Optional[PredictionRecord]) -> None:
         t0 = time.perf_counter()
