@@ -43,10 +43,11 @@ from .select import (ModelError, Selection, bundle_from_model_file, check_model,
 from .sinks import OutputError, Sink, check_output, format_summary, open_output
 from .sources import (CameraNotFound, EndOfStream, Frame, ReconnectPolicy, Source, SourceConfig, SourceError,
                       URIError, open_source)
+from .sources.base import now_ns
 from .sources.pipelines import PipelineSettings
 from .sources.uri import SourceURI, parse_uri, redact
 from .stream import Prediction, StreamPredictor
-from .timing import STAGES, StageTimer, monotonic_ns
+from .timing import STAGES, StageTimer
 
 log = logging.getLogger("edge.runner")
 READ_TIMEOUT_S = 0.25   # how often the loop looks at the stop conditions when the source is silent
@@ -379,7 +380,7 @@ class Runner:
                 yield frame, self._push(frame)
 
     def _push(self, frame: Frame) -> Optional[PredictionRecord]:
-        got_ns = monotonic_ns()
+        got_ns = now_ns()
         if self.predictor is None:
             self.predictor = StreamPredictor(self.classifier, self.bundle.labels, self.bundle.input,
                                              self.bundle.sampling, self.config.runner, fps=self.source.fps)
@@ -400,7 +401,7 @@ class Runner:
         self.timer.add_all(lat)
         wall = time.time()
         if frame is not None:
-            c2p = (monotonic_ns() - frame.capture_ns) / 1e6
+            c2p = (now_ns() - frame.capture_ns) / 1e6
             lat = dict({"capture": (got_ns - frame.capture_ns) / 1e6, "preprocess": pred.timings_ms["preprocess"]},
                        **lat)
             lat["capture_to_prediction"] = c2p

@@ -32,12 +32,6 @@ _RATIO = 1.01
 _NBINS = int(math.ceil(math.log(_HI_MS / _LO_MS) / math.log(_RATIO))) + 2
 
 
-def monotonic_ns() -> int:
-    """``time.monotonic_ns()`` (Python 3.7+) on every Python: the clock sources stamp frames with."""
-    f = getattr(time, "monotonic_ns", None)
-    return f() if f is not None else int(time.monotonic() * 1e9)
-
-
 class LatencyStats:
     """Latency statistics in milliseconds; see the module docstring for the two modes."""
 

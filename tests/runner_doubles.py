@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from edge.sources import EndOfStream, Frame, Source
-from edge.timing import monotonic_ns
+from edge.sources.base import now_ns
 
 
 class FrameSource(Source):
@@ -36,7 +36,7 @@ class FrameSource(Source):
         if i < self.n:
             self.stats.frames += 1
             img = np.roll(self._base, 2 * i, axis=1)
-            return Frame(img, i / self.fps, i, capture_ns=monotonic_ns())
+            return Frame(img, i / self.fps, i, capture_ns=now_ns())
         if self.then == "end":
             raise EndOfStream()
         if self.then == "silent":
