@@ -16,7 +16,6 @@ clip span. ``latency_ms`` uses the stage names of ``edge.timing.STAGES``.
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Tuple
 
-from .timing import STAGES  # noqa: F401  (the stage names latency_ms uses; re-exported for readers)
 
 
 def _r(x: Optional[float], digits: int = 6) -> Optional[float]:

@@ -19,7 +19,6 @@
   ``benchmark_model``).
 """
 import math
-import time
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
