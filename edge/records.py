@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Tuple
 
 
-
 def _r(x: Optional[float], digits: int = 6) -> Optional[float]:
     return None if x is None else round(float(x), digits)
 
