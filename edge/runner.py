@@ -2,9 +2,10 @@
 
 ``Runner(options).frames()`` yields ``(frame, prediction)`` pairs: every frame the source delivered,
 with its ``PredictionRecord`` when one was due (else None); the last pair of a file shorter than one
-clip span is ``(None, partial_prediction)``. edge-run, edge-bench's end-to-end run and tests iterate
-it; ``Runner.run()`` is edge-run's use of it: outputs (``edge.sinks.open_output``) get every pair,
-then the ``RunSummary`` is built, given to them and returned.
+clip span is ``(None, partial_prediction)``. ``Runner.run()`` is edge-run's use of it (edge-bench's
+end-to-end run starts that in a child process): the outputs (``edge.sinks.open_output``) get every
+pair, then the ``RunSummary`` is built, given to them and returned. Tests, benchmarks and a
+multi-camera scheduler can iterate ``frames()`` themselves (``setup()`` first, ``close()`` after).
 
 Everything that can be wrong with the model, the device config or the input is checked in
 ``setup()`` *before* capture starts and before any output file is opened, and raised as
