@@ -167,3 +167,12 @@ def test_file_prediction_top1_equals_edge_eval_on_every_clip(trained_bundle, tmp
     for c in clips:
         cm[labels.index(c.split("/")[0])][labels.index(run[c])] += 1
     assert metrics["confusion_matrix"] == cm and metrics["n_test"] == len(clips)
+
+
+def test_file_prediction_is_printed(tiny_bundle, tmp_path, capsys):
+    clip = sorted((DATA / "Archery").glob("*.avi"))[0]
+    sm = tmp_path / "s.json"
+    assert main(["--device", "cpu", "--model", tiny_bundle, str(clip), "--summary", str(sm), "--stride", "50"]) == 0
+    fp = json.load(open(sm))["file_prediction"]
+    out = capsys.readouterr().out
+    assert "file prediction: {0} {1:.3f}".format(fp["label"], fp["score"]) in out
