@@ -76,12 +76,6 @@ class RingBuffer:
     def ordered_keys(self) -> List[int]:
         return [int(self.keys[self._phys(i)]) for i in range(self._len)]
 
-    def oldest_key(self) -> Optional[int]:
-        return int(self.keys[self._start]) if self._len else None
-
-    def newest_key(self) -> Optional[int]:
-        return int(self.keys[self._phys(-1)]) if self._len else None
-
     def find(self, key: int) -> Optional[int]:
         """Physical index of the newest entry with key <= ``key``; None if all are newer."""
         if not self._len:
