@@ -13,8 +13,6 @@ holds an int8 streaming bundle. No TensorFlow here: this runs on the devices too
     python -m benchmarks.bench_runner                  # table
     python -m benchmarks.bench_runner --json out.json  # + machine-readable results
 """
-from __future__ import annotations
-
 import argparse
 import json
 import os
@@ -61,7 +59,7 @@ def run_edge_run(bundle: str, source: str, seconds: float, threads: Optional[int
         cmd += ["--threads", str(threads)]
     t0 = time.time()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"edge-run failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
@@ -90,7 +88,7 @@ def start_control(source: str, seconds: float) -> subprocess.Popen:
     """A bare consumer of the same live source (pull + copy, no model) running alongside edge-run:
     the drops it sees are what the machine's scheduling costs, whatever the runner does."""
     return subprocess.Popen([sys.executable, "-c", CONTROL, source, str(seconds)], cwd=str(ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True)
 
 
 def per_prediction_cost(bundle_dir: str, repeats: int = 30, threads: Optional[int] = None) -> Dict[str, float]:

@@ -10,8 +10,6 @@ frames so the reconnect path is soaked too.
     python -m benchmarks.soak                       # 10 minutes
     python -m benchmarks.soak --minutes 3 --json soak.json
 """
-from __future__ import annotations
-
 import argparse
 import json
 import os
@@ -85,7 +83,7 @@ def main(argv=None) -> int:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                universal_newlines=True)
         samples: List[Tuple[float, int]] = []
         next_sample = 0.0
         while proc.poll() is None:
