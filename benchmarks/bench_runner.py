@@ -7,15 +7,12 @@
 2. Per-prediction cost, measured on the same bundle's backends: full clip (T encoder calls + head,
    and the bundle's ``full`` artifact) vs streaming (1 encoder call + head).
 
-The bundle: ``--model DIR``; else ``work/bundles/lrcn-edge`` when it holds an int8 streaming
-bundle; else a tiny-but-realistic one is built (needs TensorFlow; host only): 64x64 input, 20
-frames, encoder Conv(16,32,64,64)+BN+ReLU -> GAP -> Dense(64), LSTM(32) head, int8 TFLite.
+The bundle: ``--model DIR``, else ``work/bundles/lrcn-edge`` (``make demo`` writes it) when it
+holds an int8 streaming bundle. No TensorFlow here: this runs on the devices too.
 
     python -m benchmarks.bench_runner                  # table
     python -m benchmarks.bench_runner --json out.json  # + machine-readable results
 """
-from __future__ import annotations
-
 import argparse
 import json
 import os
@@ -32,30 +29,25 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = "test://?pattern=ball&width=640&height=480&fps=30"
 TARGETS = {"fps": 29.5, "dropped_pct": 1.0, "c2p_p99_ms": 20.0}
-REALISTIC = dict(frames=20, size=64, feature_dim=64, widths=(16, 32, 64, 64), lstm_units=32,
-                 frame_interval_s=0.2, precisions=("int8",), formats=("tflite",), name="lrcn-edge-bench",
-                 labels=("Archery", "BasketballDunk", "HorseRace", "PlayingPiano", "PlayingViolin", "Surfing"))
+DEFAULT_BUNDLE = ROOT / "work" / "bundles" / "lrcn-edge"
 
 
-def find_or_build_bundle(model: Optional[str], cache: str) -> str:
+class NoBundle(Exception):
+    """No bundle to benchmark; the message says how to get one."""
+
+
+def find_bundle(model: Optional[str]) -> str:
+    """``--model``, else the demo bundle when it is an int8 streaming (lrcn-edge) bundle."""
     from edge.bundle import load
 
     if model:
         return model
-    default = ROOT / "work" / "bundles" / "lrcn-edge"
-    if (default / "bundle.json").exists():
-        b = load(str(default))
+    if (DEFAULT_BUNDLE / "bundle.json").exists():
+        b = load(str(DEFAULT_BUNDLE))
         if b.is_streaming and b.find(part="encoder", format="tflite", precision="int8"):
-            return str(default)
-    sys.path.insert(0, str(ROOT / "tests"))
-    os.environ["EDGE_TEST_CACHE"] = cache
-    from _tiny_models import cached_bundle  # host-only helper (TensorFlow)
-
-    t0 = time.time()
-    path = cached_bundle(**REALISTIC)
-    if time.time() - t0 > 2:
-        print(f"built a tiny-but-realistic int8 lrcn-edge bundle (64x64, 20 frames): {path}", file=sys.stderr)
-    return path
+            return str(DEFAULT_BUNDLE)
+    raise NoBundle("no int8 lrcn-edge bundle: pass --model DIR (edge-quantize output), or run `make demo` "
+                   "(writes {0})".format(DEFAULT_BUNDLE))
 
 
 def run_edge_run(bundle: str, source: str, seconds: float, threads: Optional[int], workdir: str) -> dict:
@@ -67,7 +59,7 @@ def run_edge_run(bundle: str, source: str, seconds: float, threads: Optional[int
         cmd += ["--threads", str(threads)]
     t0 = time.time()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"edge-run failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
@@ -96,7 +88,7 @@ def start_control(source: str, seconds: float) -> subprocess.Popen:
     """A bare consumer of the same live source (pull + copy, no model) running alongside edge-run:
     the drops it sees are what the machine's scheduling costs, whatever the runner does."""
     return subprocess.Popen([sys.executable, "-c", CONTROL, source, str(seconds)], cwd=str(ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True)
 
 
 def per_prediction_cost(bundle_dir: str, repeats: int = 30, threads: Optional[int] = None) -> Dict[str, float]:
@@ -150,18 +142,20 @@ def main(argv=None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  python -m benchmarks.bench_runner --seconds 30\n"
                "  python -m benchmarks.bench_runner --model work/bundles/lrcn-edge --json bench.json")
-    p.add_argument("--model", help="int8 lrcn-edge bundle (default: work/bundles/lrcn-edge or a built one)")
+    p.add_argument("--model", help="int8 lrcn-edge bundle (default: work/bundles/lrcn-edge, from make demo)")
     p.add_argument("--source", default=DEFAULT_SOURCE, help=f"live URI (default {DEFAULT_SOURCE})")
     p.add_argument("--seconds", type=float, default=20.0, help="edge-run duration (default 20)")
     p.add_argument("--threads", type=int, help="CPU threads for the backends")
-    p.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "edge-bench-cache"),
-                   help="where a built bundle is kept")
     p.add_argument("--json", help="also write results as JSON to this file")
     args = p.parse_args(argv)
     if args.seconds <= 0:
         print("bench_runner: error: --seconds must be > 0", file=sys.stderr)
         return 2
-    bundle = find_or_build_bundle(args.model, args.cache)
+    try:
+        bundle = find_bundle(args.model)
+    except NoBundle as e:
+        print("bench_runner: error: {0}".format(e), file=sys.stderr)
+        return 2
     control = start_control(args.source, args.seconds + 1.0)
     with tempfile.TemporaryDirectory(prefix="bench-runner-") as wd:
         s = run_edge_run(bundle, args.source, args.seconds, args.threads, wd)

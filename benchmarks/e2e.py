@@ -6,11 +6,11 @@ Runs ``edge-run`` (the on-device runner) as a child process on a live URI (defau
 inference, postprocess) and capture-to-prediction p50/p99. A child process keeps the runner's
 memory separate from the benchmark's, so its peak RSS is its own (``os.wait4`` rusage).
 
-Stage statistics are recomputed here from the per-prediction JSONL records when present, with the
-same ``LatencyStats`` as the model timings, so both tables use one definition of p50/p99.
+The summary and the JSONL lines are read as ``edge.records.RunSummary`` / ``PredictionRecord`` (the
+types edge-run writes), stage names are ``edge.timing.STAGES``. Capture-to-prediction is recomputed
+here from the per-prediction JSONL records when present, with the same ``LatencyStats`` as the model
+timings, so both tables use one definition of p50/p99.
 """
-from __future__ import annotations
-
 import json
 import os
 import shutil
@@ -20,14 +20,11 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from .latency import LatencyStats
+from edge.records import PredictionRecord, RunSummary
+from edge.timing import STAGES, LatencyStats
 
 DEFAULT_SOURCE = "test://?pattern=ball&width=640&height=480&fps=30"
-STAGES = ("capture", "preprocess", "inference", "postprocess")
 C2P = "capture_to_prediction"
-_ALIASES = {"capture_to_prediction": C2P, "capture2prediction": C2P, "c2p": C2P, "end_to_end": C2P,
-            "e2e": C2P, "total": C2P, "infer": "inference", "encode": "inference", "pre": "preprocess",
-            "post": "postprocess", "grab": "capture", "read": "capture"}
 
 
 @dataclass
@@ -59,101 +56,46 @@ def edge_run_command() -> Optional[List[str]]:
     return [sys.executable, "-c", "import sys; from edge.cli import main; sys.exit(main())"]
 
 
-def _stage_name(k: str) -> str:
-    k = k.lower().replace("-", "_")
-    for suffix in ("_ms", "_s"):
-        if k.endswith(suffix):
-            k = k[: -len(suffix)]
-    return _ALIASES.get(k, k)
-
-
-def _latency_dict(rec: dict) -> Dict[str, float]:
-    """Per-stage ms from one JSONL record, whatever the runner calls the block."""
-    for key in ("latency_ms", "latency", "timings_ms", "timings", "stages_ms", "stages"):
-        block = rec.get(key)
-        if isinstance(block, dict):
-            return {_stage_name(k): float(v) for k, v in block.items() if isinstance(v, (int, float))}
-    return {}
-
-
 def stage_stats_from_jsonl(path: str) -> Dict[str, dict]:
-    """stage -> LatencyStats dict, from the runner's per-prediction records."""
+    """stage -> LatencyStats dict (exact percentiles), from the runner's per-prediction records."""
     samples: Dict[str, List[float]] = {}
     try:
         with open(path) as f:
             for line in f:
-                line = line.strip()
-                if not line:
-                    continue
                 try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
+                    rec = PredictionRecord.from_dict(json.loads(line))
+                except (ValueError, KeyError, TypeError):  # a torn last line of a killed run
                     continue
-                for k, v in _latency_dict(rec).items():
-                    if v >= 0:
-                        samples.setdefault(k, []).append(v)
+                for k, v in rec.latency_ms.items():
+                    samples.setdefault(k, []).append(v)
     except OSError:
         return {}
     return {k: LatencyStats.from_samples(v).to_dict() for k, v in samples.items() if v}
 
 
-def _num(d: dict, *keys):
-    for k in keys:
-        cur = d
-        ok = True
-        for part in k.split("."):
-            if isinstance(cur, dict) and part in cur:
-                cur = cur[part]
-            else:
-                ok = False
-                break
-        if ok and isinstance(cur, (int, float)) and not isinstance(cur, bool):
-            return cur
-    return None
-
-
-def _summary_stages(summary: dict) -> Dict[str, dict]:
-    lat = summary.get("latency_ms") or summary.get("latency") or summary.get("stages") or {}
-    out = {}
-    if isinstance(lat, dict):
-        for k, v in lat.items():
-            if isinstance(v, dict) and v.get("count"):
-                out[_stage_name(k)] = {kk if kk.endswith("_ms") or kk == "count" else f"{kk}_ms": vv
-                                       for kk, vv in v.items() if isinstance(vv, (int, float))}
-    return out
-
-
 def summarize(summary: dict, stages_from_jsonl: Dict[str, dict]) -> dict:
-    """The numbers the report shows, from edge-run's summary JSON and per-prediction JSONL.
+    """The numbers the report shows, from edge-run's summary JSON (``edge.records.RunSummary``) and
+    per-prediction JSONL.
 
     Per-stage latency comes from the summary (the runner times every frame: capture and preprocess
     per frame, inference/postprocess per prediction); capture-to-prediction is recomputed exactly
     from the JSONL records when present (the summary's percentiles come from a 1%-wide histogram)."""
-    frames = _num(summary, "frames", "frames_captured", "captured", "counts.frames")
-    predictions = _num(summary, "predictions", "counts.predictions")
-    dropped = _num(summary, "dropped", "frames_dropped", "dropped_frames", "counts.dropped")
-    fps = _num(summary, "fps_processed", "processed_fps", "fps", "throughput_fps")
-    duration = _num(summary, "elapsed_s", "duration_s", "wall_s", "seconds")
-    stages = _summary_stages(summary)
+    s = RunSummary.from_dict(summary)
+    stages = {k: s.stage(k) for k in STAGES if s.stage(k)}
     source = "edge-run summary"
     if not stages:
-        stages, source = dict(stages_from_jsonl), "edge-run JSONL"
+        stages, source = {k: stages_from_jsonl[k] for k in STAGES if k in stages_from_jsonl}, "edge-run JSONL"
     c2p = stages_from_jsonl.get(C2P) or stages.get(C2P)
-    total = (frames or 0) + (dropped or 0) if frames is not None else None
-    order = STAGES + (C2P,)
-    model = summary.get("model") if isinstance(summary.get("model"), dict) else {}
+    total = s.frames + s.dropped
     return {
-        "frames": frames, "predictions": predictions, "dropped": dropped,
-        "drop_rate": (dropped / total) if dropped is not None and total else None,
-        "fps": fps, "source_fps": _num(summary, "source_fps"), "duration_s": duration,
-        "reconnects": _num(summary, "reconnects", "counts.reconnects"),
-        "stages": {k: stages[k] for k in sorted(stages, key=lambda x: order.index(x) if x in order else 99)},
-        "stages_source": source,
+        "frames": s.frames, "predictions": s.predictions, "dropped": s.dropped,
+        "drop_rate": (s.dropped / total) if total else None,
+        "fps": s.fps, "source_fps": s.source_fps, "duration_s": s.elapsed_s, "reconnects": s.reconnects,
+        "stages": stages, "stages_source": source,
         "capture_to_prediction": c2p,
         "capture_to_prediction_source": "edge-run JSONL (exact)" if C2P in stages_from_jsonl else source,
-        "backend": summary.get("backend"), "artifact": summary.get("artifact"),
-        "config": summary.get("config"), "streaming": (summary.get("sampling") or {}).get("streaming"),
-        "precision": model.get("precision"), "head": model.get("head"),
+        "backend": s.backend, "artifact": s.artifact, "config": s.config, "streaming": s.sampling.get("streaming"),
+        "precision": s.model.get("precision"), "head": s.model.get("head"),
     }
 
 

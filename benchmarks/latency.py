@@ -10,16 +10,15 @@ less than 10% over a bare ``Interpreter.invoke()`` loop.
 
 No TensorFlow here: this module runs on the Jetson / Coral board (numpy + ``edge`` only).
 """
-from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-PERCENTILES = (50, 90, 95, 99)
+from edge.timing import LatencyStats  # the one definition (edge-run's summary uses it too)
+
 MAX_STORED_SAMPLES = 2000   # raw samples kept in report.json for plots (stats use all of them)
 
 
@@ -59,44 +58,6 @@ class RunPolicy:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class LatencyStats:
-    """Summary of latency samples in milliseconds (population std, like benchmark_model;
-    percentiles by linear interpolation between order statistics, numpy's default)."""
-
-    count: int
-    min_ms: float
-    max_ms: float
-    mean_ms: float
-    std_ms: float
-    p50_ms: float
-    p90_ms: float
-    p95_ms: float
-    p99_ms: float
-
-    @classmethod
-    def from_samples(cls, samples_ms: Sequence[float]) -> "LatencyStats":
-        a = np.asarray(samples_ms, dtype=np.float64)
-        if a.size == 0:
-            raise ValueError("no latency samples")
-        if not np.all(np.isfinite(a)) or np.any(a < 0):
-            raise ValueError("latency samples must be finite and >= 0")
-        p = np.percentile(a, PERCENTILES)
-        return cls(count=int(a.size), min_ms=float(a.min()), max_ms=float(a.max()),
-                   mean_ms=float(a.mean()), std_ms=float(a.std()),
-                   p50_ms=float(p[0]), p90_ms=float(p[1]), p95_ms=float(p[2]), p99_ms=float(p[3]))
-
-    @property
-    def fps(self) -> float:
-        """Sustained calls per second (1000 / mean ms)."""
-        return 1000.0 / self.mean_ms if self.mean_ms > 0 else math.inf
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["fps"] = round(self.fps, 3) if math.isfinite(self.fps) else None
-        return d
 
 
 @dataclass

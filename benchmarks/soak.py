@@ -10,8 +10,6 @@ frames so the reconnect path is soaked too.
     python -m benchmarks.soak                       # 10 minutes
     python -m benchmarks.soak --minutes 3 --json soak.json
 """
-from __future__ import annotations
-
 import argparse
 import json
 import os
@@ -54,7 +52,7 @@ def main(argv=None) -> int:
         epilog="examples:\n  python -m benchmarks.soak --minutes 10\n"
                "  python -m benchmarks.soak --minutes 3 --reconnect-every 900 --json soak.json")
     p.add_argument("--minutes", type=float, default=10.0, help="run time (default 10)")
-    p.add_argument("--model", help="bundle (default: work/bundles/lrcn-edge or the benchmark's built one)")
+    p.add_argument("--model", help="int8 lrcn-edge bundle (default: work/bundles/lrcn-edge, from make demo)")
     p.add_argument("--source", default="test://?pattern=ball&width=640&height=480&fps=30")
     p.add_argument("--reconnect-every", type=int, default=0, help="end the test source every N frames")
     p.add_argument("--sample-every", type=float, default=5.0, help="seconds between RSS samples")
@@ -64,8 +62,12 @@ def main(argv=None) -> int:
     if args.minutes <= 0:
         print("soak: error: --minutes must be > 0", file=sys.stderr)
         return 2
-    from .bench_runner import find_or_build_bundle
-    bundle = find_or_build_bundle(args.model, os.path.join(tempfile.gettempdir(), "edge-bench-cache"))
+    from .bench_runner import NoBundle, find_bundle
+    try:
+        bundle = find_bundle(args.model)
+    except NoBundle as e:
+        print("soak: error: {0}".format(e), file=sys.stderr)
+        return 2
     source = args.source
     if args.reconnect_every:
         source += ("&" if "?" in source else "?") + f"num-buffers={args.reconnect_every}"
@@ -81,7 +83,7 @@ def main(argv=None) -> int:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                universal_newlines=True)
         samples: List[Tuple[float, int]] = []
         next_sample = 0.0
         while proc.poll() is None:

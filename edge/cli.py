@@ -4,13 +4,12 @@ The help text is assembled from parts (usage, URI kinds, devices, examples), lik
 Exit codes: 0 done (also after Ctrl-C/SIGTERM), 1 the source failed for good mid-run, 2 bad input
 (missing camera, unknown model/config, bundle without an artifact for the device ...).
 """
-from __future__ import annotations
-
 import argparse
 import logging
 import sys
 from typing import List, Optional
 
+from .sinks import OUTPUT_HELP
 from .sources.uri import URI_HELP
 
 DESCRIPTION = """\
@@ -41,6 +40,10 @@ examples:
 
 clips: T frames spaced by the bundle's sampling.frame_interval_s, ending at the newest frame; streaming
 bundles (lrcn-edge) encode each frame once and run only the temporal head per prediction.
+files: the windowed predictions along the file, plus file_prediction in the summary: the answer edge-eval
+gives for the file (T frames evenly over the whole clip, as in training).
+stopping: --duration, --max-frames, Ctrl-C or SIGTERM end the run within a few seconds whatever the source
+does (a source stuck in a read is abandoned after 3 s); a second Ctrl-C/SIGTERM exits at once (code 128+N).
 exit codes: 0 done (also after Ctrl-C / SIGTERM: JSONL flushed, summary printed), 1 a live source was
 lost for good (--max-reconnects), 2 bad input (missing camera, model/config/bundle problem, bad flag)."""
 
@@ -48,7 +51,7 @@ lost for good (--max-reconnects), 2 bad input (missing camera, model/config/bund
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="edge-run", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join([URI_HELP, DEVICES_HELP, EXAMPLES]))
+        epilog="\n\n".join([URI_HELP, OUTPUT_HELP, DEVICES_HELP, EXAMPLES]))
     p.add_argument("input", nargs="?", help="input URI: camera, rtsp://, file, test://, gst:// (see below)")
     p.add_argument("output", nargs="?", help="annotated output: video file (.mp4/.avi) or display://0")
     g = p.add_argument_group("model and device")
@@ -141,7 +144,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return int(e.code)
 
     from .runner import RunError, RunOptions, Runner
-    from .sinks import format_summary, write_summary
+    from .sinks import format_summary
 
     opts = RunOptions(
         input=args.input, output=args.output, model=args.model, device=args.device, config=args.config,
@@ -149,16 +152,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         summary=args.summary, headless=args.headless, stride=args.stride, smooth=args.smooth,
         top_k=args.top_k, threshold=args.threshold, interval=args.interval, duration=args.duration,
         max_frames=args.max_frames, threads=args.threads, max_reconnects=args.max_reconnects,
-        reader=args.reader, width=w, height=h, quiet=args.quiet)
-    runner = Runner(opts)
+        reader=args.reader, width=w, height=h, quiet=args.quiet, hard_stop=True)
     try:
-        runner.setup()
-        summary = runner.run()
+        summary = Runner(opts).run()
     except RunError as e:
-        runner.close()
         return _fail(str(e), e.code)
-    if args.summary:
-        write_summary(args.summary, summary)
     if not args.quiet:
         print(format_summary(summary))
     return int(summary.get("exit_code", 0))

@@ -90,11 +90,26 @@ class ReconnectConfig:
 
 
 @dataclass(frozen=True)
-class RunnerDefaults:
+class RunnerConfig:
+    """The prediction settings of ``edge-run`` (the ``runner:`` section; flags override it):
+    stride: predict every N-th captured frame once a clip is full; smooth: mean of the last K score
+    vectors (1 = off); top_k: labels per prediction; threshold: top-1 below it -> label None (still
+    in ``top``); interval_s: seconds between sampled frames (0 = the bundle's frame_interval_s)."""
+
     stride: int = 1
     smooth: int = 1
     top_k: int = 3
     threshold: float = 0.0
+    interval_s: float = 0.0
+
+    def __post_init__(self):
+        for k in ("stride", "smooth", "top_k"):
+            if getattr(self, k) < 1:
+                raise ConfigError("runner.{0} must be >= 1, got {1}".format(k, getattr(self, k)))
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError("runner.threshold must be in [0, 1], got {0}".format(self.threshold))
+        if self.interval_s < 0:
+            raise ConfigError("runner.interval_s must be >= 0 (0 = the bundle's), got {0}".format(self.interval_s))
 
 
 @dataclass(frozen=True)
@@ -127,7 +142,7 @@ class DeviceConfig:
     rtsp: RtspConfig = field(default_factory=RtspConfig)
     reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
     pipelines: Dict[str, str] = field(default_factory=dict)
-    runner: RunnerDefaults = field(default_factory=RunnerDefaults)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
     source_file: str = field(default="", compare=False)  # where it was loaded from (not a YAML key)
 
     def replace(self, **changes) -> "DeviceConfig":

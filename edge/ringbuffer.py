@@ -6,7 +6,6 @@ later (``set``), which is how streaming caches encoder features: a frame is enco
 Keys must not decrease; ``find(key)`` returns the newest entry with a key <= ``key`` (a dropped
 frame's slot is served by the frame before it).
 """
-from __future__ import annotations
 
 import bisect
 from typing import Dict, List, Optional, Tuple
@@ -76,12 +75,6 @@ class RingBuffer:
 
     def ordered_keys(self) -> List[int]:
         return [int(self.keys[self._phys(i)]) for i in range(self._len)]
-
-    def oldest_key(self) -> Optional[int]:
-        return int(self.keys[self._start]) if self._len else None
-
-    def newest_key(self) -> Optional[int]:
-        return int(self.keys[self._phys(-1)]) if self._len else None
 
     def find(self, key: int) -> Optional[int]:
         """Physical index of the newest entry with key <= ``key``; None if all are newer."""

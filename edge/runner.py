@@ -1,28 +1,35 @@
-"""The on-device loop: source -> preprocess -> (streaming) inference -> smoothing/top-k -> sinks.
+"""The on-device loop: source -> preprocess -> (streaming) inference -> smoothing/top-k, as a generator.
 
-``Runner(options).run()`` returns the summary dict (also printed and written with ``summary``).
+``Runner(options).frames()`` yields ``(frame, prediction)`` pairs: every frame the source delivered,
+with its ``PredictionRecord`` when one was due (else None); the last pair of a file shorter than one
+clip span is ``(None, partial_prediction)``. ``Runner.run()`` is edge-run's use of it (edge-bench's
+end-to-end run starts that in a child process): the outputs (``edge.sinks.open_output``) get every
+pair, then the ``RunSummary`` is built, given to them and returned. Tests, benchmarks and a
+multi-camera scheduler can iterate ``frames()`` themselves (``setup()`` first, ``close()`` after).
+
 Everything that can be wrong with the model, the device config or the input is checked in
 ``setup()`` *before* capture starts and before any output file is opened, and raised as
-``RunError`` with one line and exit code 2. SIGINT/SIGTERM stop the loop cleanly: the JSONL is
-flushed, the video closed and the summary printed.
+``RunError`` with one line and exit code 2.
 
-Latency stages per frame (ms): ``capture`` (camera timestamp -> frame in Python: GStreamer
-scaling/conversion + waiting in the appsink), ``preprocess`` (resize to the model input),
-``inference`` (encoder for new frames + head, or the full clip), ``postprocess`` (smoothing +
-top-k), ``capture_to_prediction`` (camera timestamp -> prediction ready), ``output`` (JSONL,
-overlay, video).
+Stopping (``StopControl``): ``--duration``, ``--max-frames``, end of a file, a source that failed
+for good, SIGINT/SIGTERM. The loop checks them every ``READ_TIMEOUT_S`` even when the source
+delivers nothing. Teardown (closing the source) has a deadline. In edge-run (``hard_stop=True``),
+a second signal, or a run still going ``GRACE_S`` after a stop was asked (a source stuck inside
+``read()``), closes the outputs (JSONL and summary flushed) and exits the process at once.
+
+The runner is the one owner of timing: per frame it records the stages of ``edge.timing.STAGES``.
+For a file, the summary also carries ``file_prediction``: the answer ``edge-eval`` gives for that
+file (the training sampling over the whole clip, see ``predict_file``).
 """
-from __future__ import annotations
-
+import dataclasses
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Deque, Optional
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from . import __version__
 from .backends import BackendOptions, BackendUnavailable
@@ -30,17 +37,21 @@ from .bundle import Bundle, BundleError, load as load_bundle
 from .classifier import ClipClassifier
 from .config import ConfigError, DeviceConfig, builtin, load_config
 from .detect import config_for_device
+from .preprocess import normalize
+from .records import FilePrediction, PredictionRecord, RunSummary
 from .select import (ModelError, Selection, bundle_from_model_file, check_model, infer_spec,
                      load_classifier, select_artifacts)
-from .sinks import (DisplaySink, JsonlSink, VideoSink, draw_overlay, format_summary, prediction_record,
-                    write_summary)
-from .sources import CameraNotFound, EndOfStream, Source, SourceConfig, SourceError, URIError, open_source
-from .sources.uri import output_kind, parse_uri, redact
-from .stream import StreamConfig, StreamPredictor
-from .timing import StageTimer
+from .sinks import OutputError, Sink, check_output, format_summary, open_output
+from .sources import CameraNotFound, EndOfStream, Frame, Source, SourceConfig, SourceError, URIError, open_source
+from .sources.base import now_ns
+from .sources.uri import SourceURI, parse_uri, redact
+from .stream import Prediction, StreamPredictor
+from .timing import STAGES, StageTimer
 
 log = logging.getLogger("edge.runner")
-STAGES = ("capture", "preprocess", "inference", "postprocess", "capture_to_prediction", "output")
+READ_TIMEOUT_S = 0.25   # how often the loop looks at the stop conditions when the source is silent
+GRACE_S = 3.0           # a stop asked this long ago and the loop still runs: the source is stuck
+CLOSE_DEADLINE_S = 2.0  # teardown of the source (and each output on a forced exit) waits at most this
 
 
 class RunError(Exception):
@@ -77,23 +88,24 @@ class RunOptions:
     width: Optional[int] = None
     height: Optional[int] = None
     quiet: bool = False
-    status_every: float = 5.0
+    hard_stop: bool = False   # edge-run: a second signal / a stuck source exits the process
 
 
+# -- setup: one function per decision -----------------------------------------------------------------
 def resolve_config(opts: RunOptions) -> DeviceConfig:
-    """--config wins; else the config for --device (auto: detected). CLI flags override it."""
+    """The one merge of flags over the device config: --config wins, else the config for --device
+    (auto: detected); then every flag given replaces its key (top level and the runner section)."""
     try:
-        if opts.config:
-            cfg = load_config(opts.config)
-        else:
-            cfg = builtin(config_for_device(opts.device))
-        overrides = dict(threads=opts.threads, backend=opts.backend, precision=opts.precision)
-        if opts.backend and opts.backend in ("tflite", "onnxruntime") and cfg.device != "cpu":
-            overrides["device"] = "cpu"
-        return cfg.replace(**overrides)
-    except ConfigError as e:
-        raise RunError(str(e)) from None
-    except ValueError as e:
+        cfg = load_config(opts.config) if opts.config else builtin(config_for_device(opts.device))
+        top = dict(threads=opts.threads, backend=opts.backend, precision=opts.precision)
+        if opts.backend in ("tflite", "onnxruntime") and cfg.device != "cpu":
+            top["device"] = "cpu"
+        run = {k: v for k, v in dict(stride=opts.stride, smooth=opts.smooth, top_k=opts.top_k,
+                                     threshold=opts.threshold, interval_s=opts.interval).items() if v is not None}
+        rec = {k: v for k, v in dict(max_attempts=opts.max_reconnects).items() if v is not None}
+        return cfg.replace(runner=dataclasses.replace(cfg.runner, **run),
+                           reconnect=dataclasses.replace(cfg.reconnect, **rec), **top)
+    except (ConfigError, ValueError) as e:
         raise RunError(str(e)) from None
 
 
@@ -110,12 +122,159 @@ def load_model(path: str, labels: Optional[str] = None) -> Bundle:
         if os.path.isdir(path) or os.path.basename(path) == "bundle.json":
             return load_bundle(path)
         return bundle_from_model_file(path, labels)
-    except (BundleError, ModelError) as e:
-        raise RunError(str(e)) from None
-    except ValueError as e:  # unknown suffix
+    except (BundleError, ModelError, ValueError) as e:  # ValueError: unknown suffix
         raise RunError(str(e)) from None
 
 
+def choose_artifacts(bundle: Bundle, cfg: DeviceConfig, backend_flag: Optional[str]) -> Selection:
+    """What to run on this device: the one place that asks the bundle for artifacts."""
+    if bundle.model == "file":  # a bare model file: its suffix decides unless --backend says
+        from .backends import backend_for_path
+        return Selection(backend_flag or backend_for_path(bundle.path(bundle.artifacts[0])), bundle.artifacts[0])
+    return select_artifacts(bundle, cfg.backend, cfg.precision, cfg.head_backend)
+
+
+def open_classifier(bundle: Bundle, cfg: DeviceConfig, backend_flag: Optional[str]
+                    ) -> Tuple[Bundle, Selection, ClipClassifier]:
+    """Load the chosen artifacts and check them against the bundle (labels, frame size)."""
+    try:
+        sel = choose_artifacts(bundle, cfg, backend_flag)
+        for n in sel.notes:
+            log.warning("%s", n)
+        bopts = BackendOptions(threads=cfg.threads or None, device=cfg.edgetpu_device or None,
+                               precision=cfg.tensorrt_precision)
+        clf = load_classifier(bundle, sel, bopts)
+        bundle = infer_spec(bundle, clf)
+        check_model(bundle, clf)
+        return bundle, sel, clf
+    except BackendUnavailable as e:
+        raise RunError("{0}: {1}".format(cfg.name, e)) from None
+    except (ModelError, BundleError, FileNotFoundError) as e:
+        raise RunError(str(e)) from None
+    except ValueError as e:
+        raise RunError("{0}: {1}".format(bundle.root, e)) from None
+
+
+def source_config(cfg: DeviceConfig, opts: RunOptions, spec) -> SourceConfig:
+    """The source's settings from the config sections. GStreamer scales to 2x the model input by
+    default; preprocessing then does an exact 2:1 area resize (measured on UCF101 clips: mean |diff|
+    vs training's INTER_AREA resize 2.45, vs 5.43 when GStreamer scales straight to the model size)."""
+    w = opts.width or cfg.capture.width or spec.width * 2
+    h = opts.height or cfg.capture.height or spec.height * 2
+    return SourceConfig.from_device(cfg, w, h, reader=opts.reader)
+
+
+def output_uris(opts: RunOptions, live: bool) -> List[str]:
+    """What the flags ask for, as output URIs (see edge.sinks)."""
+    uris = ["jsonl:" + opts.jsonl] if opts.jsonl else []
+    if opts.output:
+        uris.append(opts.output)
+    if not opts.quiet:
+        uris.append("stderr://status" if live or not sys.stderr.isatty() else "stderr://progress")
+    if opts.summary:
+        uris.append("summary:" + opts.summary)
+    return uris
+
+
+def predict_file(classifier: ClipClassifier, bundle: Bundle, path: str) -> FilePrediction:
+    """The answer edge-eval gives for one file: the bundle's T frames evenly over the whole video
+    (``edge.video.read_clip``, the training sampling; a shorter video is padded with its last frame),
+    the bundle's preprocessing, one ``predict``. (The one call to swap for ``edge.evaluation``.)"""
+    from .video import read_clip
+
+    spec = bundle.input
+    clip = read_clip(path, n_frames=spec.frames, size=spec.size, short_policy="pad", as_uint8=True)
+    return FilePrediction.from_scores(classifier.predict(normalize(clip.frames, spec)), bundle.labels)
+
+
+def call_with_deadline(fn: Callable[[], None], seconds: float, what: str) -> bool:
+    """Run ``fn`` in a daemon thread and wait at most ``seconds``; a call still running then is
+    abandoned with a notice (it must never hold the process). True when it finished."""
+    t = threading.Thread(target=fn, name="close-" + what, daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        log.warning("%s did not close within %.0f s; abandoned", what, seconds)
+        return False
+    return True
+
+
+# -- stopping -----------------------------------------------------------------------------------------
+class StopControl:
+    """The one owner of "stop now?": signals, the --duration deadline, --max-frames.
+
+    ``on_force(reason, code)`` (edge-run only) is called by a second signal, and by a watchdog when
+    the loop is still running ``grace_s`` after a stop was asked (the source is stuck in ``read()``)."""
+
+    def __init__(self, duration: Optional[float] = None, max_frames: Optional[int] = None,
+                 grace_s: float = GRACE_S, on_force: Optional[Callable[[str, int], None]] = None):
+        self.duration, self.max_frames, self.grace_s = duration, max_frames, grace_s
+        self.on_force = on_force
+        self.requested = None  # type: Optional[str]
+        self._deadline = None  # type: Optional[float]
+        self._old = {}
+        self._timers = []  # type: List[threading.Timer]
+        self._duration_timer = None  # type: Optional[threading.Timer]
+        self.done = False
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._on_signal)
+
+    def restore(self) -> None:
+        self.done = True
+        for t in self._timers:
+            t.cancel()
+        for sig, h in self._old.items():
+            signal.signal(sig, h)
+        self._old = {}
+
+    def start(self) -> None:
+        """The loop starts: the --duration clock runs from here."""
+        if self.duration is not None:
+            self._deadline = time.monotonic() + self.duration
+            self._duration_timer = self._watch(self.duration + self.grace_s, "duration")
+
+    def loop_ended(self) -> None:
+        """The loop returned: the --duration watchdog has nothing left to watch."""
+        if self._duration_timer is not None:
+            self._duration_timer.cancel()
+
+    def reason(self, frames: int) -> Optional[str]:
+        if self.requested:
+            return self.requested
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            return "duration"
+        if self.max_frames is not None and frames >= self.max_frames:
+            return "max frames"
+        return None
+
+    def _on_signal(self, signum, _frame) -> None:
+        name = signal.Signals(signum).name
+        if self.requested is None:
+            self.requested = name
+            self._watch(self.grace_s, name)
+            return
+        if self.on_force is not None:
+            self.on_force("{0} (second signal: exited at once)".format(name), 128 + signum)
+        raise KeyboardInterrupt(name)
+
+    def _watch(self, after_s: float, why: str) -> Optional[threading.Timer]:
+        if self.on_force is None:
+            return None
+        t = threading.Timer(after_s, self._stuck, args=(why,))
+        t.daemon = True
+        t.start()
+        self._timers.append(t)
+        return t
+
+    def _stuck(self, why: str) -> None:
+        if not self.done:
+            self.on_force("{0} (forced after {1:.0f} s: the source did not return)".format(why, self.grace_s), 0)
+
+
+# -- the run ------------------------------------------------------------------------------------------
 class Runner:
     """One run. ``classifier_hook`` (tests only) may wrap the loaded ClipClassifier."""
 
@@ -123,76 +282,45 @@ class Runner:
                  classifier_hook: Optional[Callable[[ClipClassifier], ClipClassifier]] = None):
         self.opts = options
         self.hook = classifier_hook
-        self.config: Optional[DeviceConfig] = None
-        self.bundle: Optional[Bundle] = None
-        self.selection: Optional[Selection] = None
-        self.classifier: Optional[ClipClassifier] = None
-        self.source: Optional[Source] = None
+        self.config = None  # type: Optional[DeviceConfig]
+        self.bundle = None  # type: Optional[Bundle]
+        self.selection = None  # type: Optional[Selection]
+        self.classifier = None  # type: Optional[ClipClassifier]
+        self.source = None  # type: Optional[Source]
+        self.uri = None  # type: Optional[SourceURI]
+        self.predictor = None  # type: Optional[StreamPredictor]
+        self.sinks = []  # type: List[Sink]
         self.timer = StageTimer(STAGES)
-        self._stop_reason: Optional[str] = None
+        self.stop = StopControl(options.duration, options.max_frames,
+                                on_force=self._force_exit if options.hard_stop else None)
+        self.frames_seen = self.predictions = 0
+        self.last = None  # type: Optional[PredictionRecord]
+        self.file_prediction = None  # type: Optional[FilePrediction]
+        self.stop_reason, self.exit_code = "stopped", 0
+        self._t_start = self._t_first = self._t_last = None
 
-    # setup: everything that can fail before capture -------------------------------------------
+    # setup: everything that can fail before capture -------------------------------------------------
     def setup(self) -> None:
         o = self.opts
         try:
-            uri = parse_uri(o.input)
-            if uri.kind == "display":
-                raise RunError("display://0 is an output: give it as OUTPUT, e.g. edge-run test:// display://0")
-            out_kind = output_kind(o.output) if o.output else None
+            self.uri = parse_uri(o.input)
         except URIError as e:
             raise RunError(str(e)) from None
-        if out_kind == "display" and o.headless:
+        if self.uri.kind == "display":
+            raise RunError("display://0 is an output: give it as OUTPUT, e.g. edge-run test:// display://0")
+        if o.output and o.headless and o.output.startswith("display:"):
             raise RunError("--headless with OUTPUT display://0: drop one of them")
-        if out_kind == "display" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise RunError("display://0 needs a desktop session (DISPLAY/WAYLAND_DISPLAY not set); use --headless, "
-                           "or write the overlay to a file (OUTPUT out.mp4)")
-        for path, what in ((o.output if out_kind == "file" else None, "OUTPUT"), (o.jsonl, "--jsonl"),
-                           (o.summary, "--summary")):
-            if path:
-                d = os.path.dirname(os.path.abspath(path))
-                if not os.path.isdir(d) or not os.access(d, os.W_OK):
-                    raise RunError(f"{what} {path}: directory {d} does not exist or is not writable")
-        self.out_kind = out_kind
+        try:
+            for uri in output_uris(o, live=True):
+                check_output(uri)
+        except OutputError as e:
+            raise RunError(str(e)) from None
         self.config = cfg = resolve_config(o)
-        self.bundle = bundle = load_model(resolve_model(o), o.labels)
-        try:
-            if bundle.model == "file":  # a bare model file: its suffix decides unless --backend says
-                from .backends import backend_for_path
-                backend = o.backend or backend_for_path(bundle.path(bundle.artifacts[0]))
-                self.selection = Selection(backend, bundle.artifacts[0])
-            else:
-                self.selection = select_artifacts(bundle, cfg.backend, cfg.precision, cfg.head_backend)
-            for n in self.selection.notes:
-                log.warning("%s", n)
-            bopts = BackendOptions(threads=cfg.threads or None, device=cfg.edgetpu_device or None,
-                                   precision=cfg.tensorrt_precision)
-            clf = load_classifier(bundle, self.selection, bopts)
-            bundle = infer_spec(bundle, clf)
-            check_model(bundle, clf)
-        except BackendUnavailable as e:
-            raise RunError(f"{cfg.name}: {e}") from None
-        except (ModelError, BundleError, FileNotFoundError) as e:
-            raise RunError(str(e)) from None
-        except ValueError as e:
-            raise RunError(f"{bundle.root}: {e}") from None
+        bundle = load_model(resolve_model(o), o.labels)
+        self.bundle, self.selection, clf = open_classifier(bundle, cfg, o.backend)
         self.classifier = self.hook(clf) if self.hook else clf
-        try:
-            self.stream_config = StreamConfig(
-                stride=o.stride or cfg.runner.stride, smooth=o.smooth or cfg.runner.smooth,
-                top_k=o.top_k or cfg.runner.top_k,
-                threshold=cfg.runner.threshold if o.threshold is None else o.threshold, interval_s=o.interval)
-        except ValueError as e:
-            raise RunError(str(e)) from None
-        # source: open now so a missing camera fails before any output exists
-        # GStreamer scales to 2x the model input; preprocessing then does an exact 2:1 area resize.
-        # Measured on UCF101 clips: mean |diff| vs training's INTER_AREA resize 2.45 (vs 5.43 when
-        # GStreamer scales straight to the model size), for a 128x128 RGB conversion per frame.
-        spec = bundle.input
-        w = o.width or cfg.capture.width or spec.width * 2
-        h = o.height or cfg.capture.height or spec.height * 2
-        src_cfg = SourceConfig.from_device(cfg, w, h, reader=o.reader, max_reconnects=o.max_reconnects)
-        try:
-            self.source = open_source(o.input, src_cfg)
+        try:  # open the source now so a missing camera fails before any output exists
+            self.source = open_source(o.input, source_config(cfg, o, self.bundle.input))
         except CameraNotFound as e:
             self.close()
             raise RunError(str(e)) from None
@@ -200,215 +328,180 @@ class Runner:
             self.close()
             raise RunError(redact(str(e))) from None
 
-    # the loop -----------------------------------------------------------------------------------
-    def _on_signal(self, signum, _frame):
-        self._stop_reason = signal.Signals(signum).name
+    def open_outputs(self) -> List[Sink]:
+        total = None
+        if self.uri is not None and self.uri.kind == "file":
+            from .video import probe
+            try:
+                total = probe(self.uri.location).frame_count or None
+            except Exception:  # the count is only for the progress bar
+                total = None
+        sinks = []
+        try:
+            for uri in output_uris(self.opts, self.source.live):
+                sinks.append(open_output(uri, fps=self.source.fps, total_frames=total, source_stats=self.source.stats))
+        except OutputError as e:
+            for s in sinks:
+                s.close(None)
+            raise RunError(str(e)) from None
+        return sinks
 
-    def run(self) -> dict:
+    # the loop ---------------------------------------------------------------------------------------
+    def frames(self) -> Iterator[Tuple[Optional[Frame], Optional[PredictionRecord]]]:
+        """Yield (frame, prediction or None) until a stop condition; sets ``stop_reason``."""
         if self.source is None:
             self.setup()
-        o = self.opts
-        old = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                old[sig] = signal.signal(sig, self._on_signal)
-        jsonl = None
-        try:
+        self.stop.start()
+        self._t_start = time.perf_counter()
+        while True:
+            reason = self.stop.reason(self.frames_seen)
+            if reason:
+                self.stop_reason = reason
+                return
             try:
-                jsonl = JsonlSink(o.jsonl) if o.jsonl else None
-            except OSError as e:
-                raise RunError(f"--jsonl {o.jsonl}: {e.strerror or e}") from None
-            summary = self._loop(jsonl)
+                frame = self.source.read(READ_TIMEOUT_S)
+            except EndOfStream:
+                self.stop_reason = "end of stream"
+                pred = self.predictor.flush() if self.predictor is not None else None
+                if pred is not None:  # a file shorter than one clip: predict over what it had
+                    yield None, self._record(pred, None, None)
+                return
+            except SourceError as e:
+                self.stop_reason, self.exit_code = "source error: " + redact(str(e)), 1
+                return
+            if frame is not None:
+                yield frame, self._push(frame)
+
+    def _push(self, frame: Frame) -> Optional[PredictionRecord]:
+        got_ns = now_ns()
+        if self.predictor is None:
+            self.predictor = StreamPredictor(self.classifier, self.bundle.labels, self.bundle.input,
+                                             self.bundle.sampling, self.config.runner, fps=self.source.fps)
+        times = {}
+        pred = self.predictor.push(frame.image, frame.timestamp_s, frame.index, frame.epoch, times)
+        self.timer.add("capture", (got_ns - frame.capture_ns) / 1e6)
+        self.timer.add("preprocess", times["preprocess"])
+        rec = self._record(pred, frame, got_ns) if pred is not None else None
+        self.frames_seen += 1
+        self._t_last = time.perf_counter()
+        if self._t_first is None:
+            self._t_first = self._t_last
+        return rec
+
+    def _record(self, pred: Prediction, frame: Optional[Frame], got_ns: Optional[int]) -> PredictionRecord:
+        """The one place a prediction is timed and turned into a record."""
+        lat = {k: pred.timings_ms[k] for k in ("inference", "postprocess")}
+        self.timer.add_all(lat)
+        wall = time.time()
+        if frame is not None:
+            c2p = (now_ns() - frame.capture_ns) / 1e6
+            lat = dict({"capture": (got_ns - frame.capture_ns) / 1e6, "preprocess": pred.timings_ms["preprocess"]},
+                       **lat)
+            lat["capture_to_prediction"] = c2p
+            self.timer.add("capture_to_prediction", c2p)
+            wall -= c2p / 1e3
+        self.predictions += 1
+        self.last = PredictionRecord(
+            timestamp=pred.timestamp_s, frame=pred.frame_index, label=pred.label, top=pred.top,
+            clip=[pred.clip_indices[0], pred.clip_indices[-1]] if pred.clip_indices else [], latency_ms=lat,
+            wall_time=wall, epoch=frame.epoch if frame is not None else 0, dropped=self.source.stats.dropped,
+            partial=pred.partial, scores=pred.smoothed)
+        return self.last
+
+    def run(self) -> dict:
+        """edge-run: set up, send every (frame, prediction) to the outputs, return the summary dict.
+        Signal handling covers setup and teardown too (a second signal still exits at once)."""
+        self.stop.install()
+        try:
+            if self.source is None:
+                self.setup()
+            self.sinks = self.open_outputs()
+            for frame, pred in self.frames():
+                self._write(frame, pred)
+            self.stop.loop_ended()
+            self._finish_file()
+            summary = self.summary()
+            self._close_sinks(summary)
+            self.stop.done = True   # results are out: a late watchdog has nothing to rescue
+            return summary.to_dict()
         finally:
-            for sig, h in old.items():
-                signal.signal(sig, h)
-            if jsonl is not None:
-                jsonl.close()
+            self._close_sinks(None)  # a failure mid-run: close what is open, write no summary
             self.close()
-        return summary
+            self.stop.restore()
 
-    def _open_output(self, frame_hw):
-        o = self.opts
-        fps = self.source.fps or 30.0
-        if self.out_kind == "file":
-            return VideoSink(o.output, fps, frame_hw)
-        if self.out_kind == "display":
-            return DisplaySink(fps, frame_hw)
-        return None
+    def _close_sinks(self, summary: Optional[RunSummary]) -> None:
+        sinks, self.sinks = self.sinks, []
+        for s in sinks:
+            s.close(summary)
 
-    def _loop(self, jsonl: Optional[JsonlSink]) -> dict:
-        o = self.opts
-        src = self.source
-        predictor: Optional[StreamPredictor] = None
-        out = None
-        frames = predictions = 0
-        t_start = time.perf_counter()
-        t_first = t_last = None
-        last_status = t_start
-        last_pred = None
-        stop_reason = None
-        exit_code = 0
-        fps_window: Deque[float] = deque(maxlen=30)
-        progress = self._progress()
+    def _write(self, frame: Optional[Frame], pred: Optional[PredictionRecord]) -> None:
+        t0 = time.perf_counter()
         try:
-            while True:
-                if self._stop_reason:
-                    stop_reason = self._stop_reason
-                    break
-                now = time.perf_counter()
-                if o.duration is not None and now - t_start >= o.duration:
-                    stop_reason = "duration"
-                    break
-                try:
-                    frame = src.read(0.25)
-                except EndOfStream:
-                    stop_reason = "end of stream"
-                    pred = predictor.flush() if predictor is not None else None
-                    if pred is not None:  # a file shorter than one clip: predict over what it had
-                        predictions += 1
-                        last_pred = pred
-                        self.timer.add("inference", pred.timings_ms["inference"])
-                        self.timer.add("postprocess", pred.timings_ms["postprocess"])
-                        if jsonl is not None:
-                            jsonl.write(prediction_record(pred, dict(pred.timings_ms), src.stats.dropped, 0,
-                                                          time.time()))
-                    break
-                except SourceError as e:
-                    stop_reason = f"source error: {redact(str(e))}"
-                    exit_code = 1
-                    break
-                if frame is None:
-                    continue
-                got_ns = time.monotonic_ns()
-                if predictor is None:
-                    predictor = StreamPredictor(self.classifier, self.bundle.labels, self.bundle.input,
-                                                self.bundle.sampling, self.stream_config, fps=src.fps)
-                    self.predictor = predictor
-                self.timer.add("capture", (got_ns - frame.capture_ns) / 1e6)
-                timings = {}
-                pred = predictor.push(frame.image, frame.timestamp_s, frame.index, frame.epoch, timings)
-                self.timer.add("preprocess", timings["preprocess"])
-                t_out = time.perf_counter()
-                if pred is not None:
-                    c2p = (time.monotonic_ns() - frame.capture_ns) / 1e6
-                    lat = {"capture": (got_ns - frame.capture_ns) / 1e6, **pred.timings_ms,
-                           "capture_to_prediction": c2p}
-                    self.timer.add("inference", pred.timings_ms["inference"])
-                    self.timer.add("postprocess", pred.timings_ms["postprocess"])
-                    self.timer.add("capture_to_prediction", c2p)
-                    predictions += 1
-                    last_pred = pred
-                    if jsonl is not None:
-                        wall = time.time() - (time.monotonic_ns() - frame.capture_ns) / 1e9
-                        jsonl.write(prediction_record(pred, lat, src.stats.dropped, frame.epoch, wall))
-                frames += 1
-                t_last = time.perf_counter()
-                if t_first is None:
-                    t_first = t_last
-                fps_window.append(t_last)
-                if self.out_kind:
-                    fps_now = (len(fps_window) - 1) / (fps_window[-1] - fps_window[0]) if len(fps_window) > 1 else 0.0
-                    top = last_pred.top[0] if last_pred and last_pred.label else (None, None)
-                    canvas = draw_overlay(frame.image, top[0], top[1], fps_now)
-                    if out is None:
-                        try:
-                            out = self._open_output(canvas.shape[:2])
-                        except OSError as e:
-                            raise RunError(str(e)) from None
-                    out.write(canvas)
-                if pred is not None or out is not None:
-                    self.timer.add("output", (time.perf_counter() - t_out) * 1e3)
-                if progress is not None:
-                    progress.update(1)
-                elif not o.quiet and t_last - last_status >= o.status_every:
-                    last_status = t_last
-                    lbl = f"{last_pred.top[0][0]} {last_pred.top[0][1]:.2f}" if last_pred else "(filling clip)"
-                    print(f"edge-run: {frames} frames  {(frames - 1) / max(t_last - t_first, 1e-9):.1f} fps  "
-                          f"dropped {src.stats.dropped}  reconnects {src.stats.reconnects}  {lbl}", file=sys.stderr)
-                if o.max_frames is not None and frames >= o.max_frames:
-                    stop_reason = "max frames"
-                    break
-        finally:
-            if out is not None:
-                out.close()
-            if progress is not None:
-                progress.close()
-        elapsed = (t_last - t_first) if (t_first is not None and t_last is not None) else 0.0
-        return self._summary(frames, predictions, elapsed, time.perf_counter() - t_start, stop_reason or "stopped",
-                             last_pred, exit_code)
+            for s in self.sinks:
+                s.write(frame, pred)
+        except OutputError as e:
+            raise RunError(str(e)) from None
+        if pred is not None or (frame is not None and self.opts.output):
+            self.timer.add("output", (time.perf_counter() - t0) * 1e3)
 
-    def _progress(self):
-        """A tqdm bar for files on a terminal (tqdm optional on the device)."""
-        if self.opts.quiet or self.source is None or self.source.live or not sys.stderr.isatty():
-            return None
+    def _finish_file(self) -> None:
+        """A file source: also answer for the whole file the way edge-eval does (not after a signal)."""
+        if self.uri is None or self.uri.kind != "file" or self.stop_reason.startswith("SIG"):
+            return
         try:
-            from tqdm import tqdm
-        except ImportError:
-            return None
-        total = None
-        path = getattr(self.source, "path", None) or getattr(getattr(self.source, "parsed", None), "location", None)
-        if path:
-            try:
-                from .video import probe
-                total = probe(path).frame_count or None
-            except Exception:  # the count is only for the bar
-                total = None
-        return tqdm(desc="edge-run", unit="frame", total=total, file=sys.stderr)
+            self.file_prediction = predict_file(self.classifier, self.bundle, self.uri.location)
+        except Exception as e:  # the windowed results stand; say why the file answer is missing
+            log.warning("no file prediction for %s: %s", self.uri.location, e)
 
-    def _summary(self, frames, predictions, elapsed, wall, stop_reason, last_pred, exit_code) -> dict:
-        src = self.source
-        st = src.stats
-        dropped = st.dropped
-        p = getattr(self, "predictor", None)
-        total = frames + dropped
-        s = {
-            "version": __version__,
-            "frames": frames,
-            "predictions": predictions,
-            "dropped": dropped,
-            "dropped_pct": (100.0 * dropped / total) if total else 0.0,
-            "reconnects": st.reconnects,
-            "source_errors": st.errors,
-            "fps": (frames - 1) / elapsed if elapsed > 0 and frames > 1 else 0.0,
-            "source_fps": src.fps,
-            "elapsed_s": wall,
-            "stop_reason": stop_reason,
-            "exit_code": exit_code,
-            "latency_ms": self.timer.summary(),
-            "source": src.describe(),
-            "backend": self.selection.backend if self.selection else None,
-            "artifact": self.selection.main.file if self.selection else None,
-            "config": self.config.name if self.config else None,
-            "device": self.config.device if self.config else None,
-            "model": {"bundle": self.bundle.root, "name": self.bundle.name, "labels": self.bundle.labels,
-                      **(self.selection.describe() if self.selection else {})},
-            "sampling": {"frames": self.bundle.input.frames,
-                         "interval_s": p.interval_s if p else self.bundle.sampling.frame_interval_s,
-                         "step_frames": p.step if p else None,
-                         "stride": self.stream_config.stride, "smooth": self.stream_config.smooth,
-                         "streaming": bool(p and p.streaming), "encoder_calls": p.encoder_calls if p else 0},
-            "last_label": (f"{last_pred.top[0][0]} {last_pred.top[0][1]:.3f}" if last_pred and last_pred.top else None),
-        }
-        return s
+    # results and teardown ---------------------------------------------------------------------------
+    def summary(self) -> RunSummary:
+        src, p, cfg, sel, b = self.source, self.predictor, self.config, self.selection, self.bundle
+        st = src.stats if src is not None else None
+        dropped = st.dropped if st else 0
+        total = self.frames_seen + dropped
+        elapsed = (self._t_last - self._t_first) if self._t_first is not None else 0.0
+        last = self.last
+        return RunSummary(
+            version=__version__, frames=self.frames_seen, predictions=self.predictions, dropped=dropped,
+            dropped_pct=(100.0 * dropped / total) if total else 0.0, reconnects=st.reconnects if st else 0,
+            source_errors=st.errors if st else 0,
+            fps=(self.frames_seen - 1) / elapsed if elapsed > 0 and self.frames_seen > 1 else 0.0,
+            source_fps=src.fps if src else None,
+            elapsed_s=time.perf_counter() - self._t_start if self._t_start is not None else 0.0,
+            stop_reason=self.stop_reason, exit_code=self.exit_code, latency_ms=self.timer.summary(),
+            source=src.describe() if src else {}, backend=sel.backend if sel else None,
+            artifact=sel.main.file if sel else None, config=cfg.name if cfg else None,
+            device=cfg.device if cfg else None,
+            model=dict({"bundle": b.root, "name": b.name, "labels": b.labels}, **(sel.describe() if sel else {}))
+            if b else {},
+            sampling=self._sampling(),
+            last_label="{0} {1:.3f}".format(*last.top[0]) if last and last.top else None,
+            file_prediction=self.file_prediction)
+
+    def _sampling(self) -> dict:
+        p, b, r = self.predictor, self.bundle, self.config.runner if self.config else None
+        if b is None or r is None:
+            return {}
+        return {"frames": b.input.frames, "interval_s": p.interval_s if p else b.sampling.frame_interval_s,
+                "step_frames": p.step if p else None, "stride": r.stride, "smooth": r.smooth,
+                "streaming": bool(p and p.streaming), "encoder_calls": p.encoder_calls if p else 0}
+
+    def _force_exit(self, reason: str, code: int) -> None:
+        """The run cannot end normally (stuck source, second signal): outputs closed with a
+        deadline each (JSONL flushed, summary written and printed), then the process ends."""
+        self.stop_reason = reason
+        self.stop.done = True
+        summary = self.summary()
+        for s in list(self.sinks):
+            call_with_deadline(lambda s=s: s.close(summary), CLOSE_DEADLINE_S, s.uri or "output")
+        if not self.opts.quiet:
+            print(format_summary(summary.to_dict()), flush=True)
+        sys.stderr.flush()
+        os._exit(code)
 
     def close(self) -> None:
         if self.source is not None:
-            try:
-                self.source.close()
-            except Exception:  # pragma: no cover - closing must not mask the real error
-                pass
+            call_with_deadline(self.source.close, CLOSE_DEADLINE_S, "the source")
         if self.classifier is not None:
             self.classifier.close()
             self.classifier = None
-
-
-def run(options: RunOptions, classifier_hook=None) -> dict:
-    """Set up, run, write/print the summary. Raises RunError for setup problems (exit code 2)."""
-    r = Runner(options, classifier_hook)
-    r.setup()
-    summary = r.run()
-    if options.summary:
-        write_summary(options.summary, summary)
-    if not options.quiet:
-        print(format_summary(summary))
-    return summary

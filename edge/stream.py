@@ -12,7 +12,8 @@ served by the newest frame before it. The ring buffer therefore holds ``(T-1)k +
 bounded, preallocated. Without ``frame_interval_s`` (or fps) the step falls back to 1 frame.
 
 ``--stride N`` predicts every N-th captured frame once the buffer spans a whole clip; ``--smooth K``
-averages the last K score vectors.
+averages the last K score vectors (the device config's ``runner:`` section, ``edge.config.RunnerConfig``,
+with the flags merged over it).
 
 Streaming (lrcn-edge)
 ---------------------
@@ -22,8 +23,6 @@ feature is cached next to the frame in the ring buffer; a prediction then costs 
 new frame(s) plus one head call, instead of T encoder calls. The output is the same as running
 the full clip (tests/test_stream*.py).
 """
-from __future__ import annotations
-
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,27 +31,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .classifier import ClipClassifier
+from .config import RunnerConfig
 from .preprocess import InputSpec, normalize, resize_rgb
 from .ringbuffer import RingBuffer
 from .sampling import TemporalSampling, pad_indices, paper_indices
 
 log = logging.getLogger("edge.stream")
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    stride: int = 1              # predict every N-th captured frame (once the clip is full)
-    smooth: int = 1              # mean of the last K score vectors (1 = no smoothing)
-    top_k: int = 3
-    threshold: float = 0.0       # top-1 below it -> ``label`` None (still reported in ``top``)
-    interval_s: Optional[float] = None   # override the bundle's frame_interval_s
-
-    def __post_init__(self):
-        for k in ("stride", "smooth", "top_k"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
 
 
 @dataclass
@@ -80,8 +64,8 @@ class ClipSampler:
         else:
             self.step = 1
         self.span = (self.frames - 1) * self.step + 1   # slots covered by one clip
-        self._t0: Optional[float] = None
-        self._last_slot: Optional[int] = None
+        self._t0 = None  # type: Optional[float]
+        self._last_slot = None  # type: Optional[int]
         self._index_slot0 = 0
 
     def reset(self) -> None:
@@ -109,13 +93,13 @@ class StreamPredictor:
     """Feed frames with ``push``; get a ``Prediction`` every ``stride`` frames once a clip is full."""
 
     def __init__(self, classifier: ClipClassifier, labels: Sequence[str], spec: InputSpec,
-                 sampling: TemporalSampling, config: StreamConfig = StreamConfig(),
+                 sampling: TemporalSampling, config: RunnerConfig = RunnerConfig(),
                  fps: Optional[float] = None, feature_dim: Optional[int] = None):
         self.classifier = classifier
         self.labels = list(labels)
         self.spec = spec
         self.config = config
-        interval = config.interval_s if config.interval_s is not None else sampling.frame_interval_s
+        interval = config.interval_s or sampling.frame_interval_s
         if interval is None:
             log.warning("bundle has no sampling.frame_interval_s: using consecutive frames")
         self.interval_s = interval
@@ -128,8 +112,8 @@ class StreamPredictor:
             fields["feature"] = ((feature_dim,), np.float32)
         self.ring = RingBuffer(self.sampler.span, **fields)
         self._scores = RingBuffer(config.smooth, scores=((len(self.labels),), np.float32))
-        self._first_slot: Optional[int] = None
-        self._since_full: Optional[int] = None
+        self._first_slot = None  # type: Optional[int]
+        self._since_full = None  # type: Optional[int]
         self._epoch = 0
         self.predictions = 0
         self.encoder_calls = 0

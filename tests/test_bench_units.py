@@ -20,6 +20,7 @@ from benchmarks.report import load_schema, validation_errors
 from benchmarks.targets import plan_targets, selected
 from edge.bundle import Artifact, Bundle
 from edge.preprocess import InputSpec
+from edge.records import PredictionRecord
 from edge.sampling import TemporalSampling
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -428,9 +429,10 @@ def test_find_videos_labels_lists_and_budget(tmp_path):
 # -- end-to-end summary parsing ----------------------------------------------------------------------
 def test_e2e_stage_stats_from_jsonl(tmp_path):
     p = tmp_path / "p.jsonl"
-    recs = [{"frame": i, "latency_ms": {"capture": 1.0, "preprocess": 0.5, "inference": 2.0 + i,
-                                        "postprocess": 0.1, "capture_to_prediction": 4.0 + i}} for i in range(100)]
-    p.write_text("\n".join(json.dumps(r) for r in recs) + "\n{broken\n")
+    recs = [PredictionRecord(timestamp=i / 30, frame=i, label="a", top=[("a", 0.9)], clip=[i - 5, i],
+                             latency_ms={"capture": 1.0, "preprocess": 0.5, "inference": 2.0 + i, "postprocess": 0.1,
+                                         "capture_to_prediction": 4.0 + i}).to_dict() for i in range(100)]
+    p.write_text("\n".join(json.dumps(r) for r in recs) + "\n{broken\n")   # a killed run's torn last line
     st = stage_stats_from_jsonl(str(p))
     assert set(st) == {"capture", "preprocess", "inference", "postprocess", "capture_to_prediction"}
     assert st["inference"]["count"] == 100 and st["inference"]["p50_ms"] == pytest.approx(51.5)

@@ -23,3 +23,19 @@ def test_bench_and_soak_help(capsys):
 def test_bad_arguments_exit_2(capsys):
     assert bench_runner.main(["--seconds", "0"]) == 2
     assert soak.main(["--minutes", "0"]) == 2
+
+
+def test_no_bundle_says_how_to_get_one(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(bench_runner, "DEFAULT_BUNDLE", tmp_path / "nothing")
+    assert bench_runner.main(["--seconds", "1"]) == 2
+    assert "make demo" in capsys.readouterr().err
+    assert soak.main(["--minutes", "1"]) == 2
+    assert "--model DIR" in capsys.readouterr().err
+    assert bench_runner.find_bundle("some/dir") == "some/dir"
+
+
+def test_benchmarks_import_nothing_from_tests():
+    from pathlib import Path
+    for p in sorted(Path(bench_runner.__file__).parent.glob("*.py")):
+        src = p.read_text()
+        assert "_tiny_models" not in src and '/ "tests"' not in src, "{0} reaches into tests/".format(p)

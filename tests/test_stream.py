@@ -12,7 +12,8 @@ from edge.bundle import load as load_bundle  # noqa: E402
 from edge.classifier import ClipClassifier  # noqa: E402
 from edge.preprocess import normalize, resize_rgb  # noqa: E402
 from edge.ringbuffer import RingBuffer  # noqa: E402
-from edge.stream import ClipSampler, StreamConfig, StreamPredictor  # noqa: E402
+from edge.config import RunnerConfig  # noqa: E402
+from edge.stream import ClipSampler, StreamPredictor  # noqa: E402
 from edge.timing import LatencyStats  # noqa: E402
 
 
@@ -97,7 +98,7 @@ def test_streaming_equals_full_clip(bundle, fmt, prec, tol):
     full = _clf(bundle, [("full", fmt, prec)])
     assert streaming.streaming and not full.streaming
     fps = 30.0
-    pred = StreamPredictor(streaming, bundle.labels, spec, bundle.sampling, StreamConfig(stride=1), fps=fps)
+    pred = StreamPredictor(streaming, bundle.labels, spec, bundle.sampling, RunnerConfig(stride=1), fps=fps)
     step = pred.step
     assert step == round(bundle.sampling.frame_interval_s * fps)
     frames = _frames(pred.sampler.span + 12)
@@ -129,7 +130,7 @@ def test_streaming_equals_full_clip(bundle, fmt, prec, tol):
 def test_full_clip_model_predictor_and_stride_smooth_threshold(bundle):
     full = _clf(bundle, [("full", "tflite", "float32")])
     spec = bundle.input
-    cfg = StreamConfig(stride=4, smooth=3, top_k=2, threshold=0.99)
+    cfg = RunnerConfig(stride=4, smooth=3, top_k=2, threshold=0.99)
     pred = StreamPredictor(full, bundle.labels, spec, bundle.sampling, cfg, fps=30)
     frames = _frames(pred.sampler.span + 20, seed=1)
     preds = [p for i, f in enumerate(frames) for p in [pred.push(f, i / 30, i)] if p is not None]
@@ -144,7 +145,7 @@ def test_full_clip_model_predictor_and_stride_smooth_threshold(bundle):
 
 def test_epoch_change_resets_the_clip(bundle):
     enc_head = _clf(bundle, [("encoder", "tflite", "float32"), ("head", "tflite", "float32")])
-    pred = StreamPredictor(enc_head, bundle.labels, bundle.input, bundle.sampling, StreamConfig(), fps=30)
+    pred = StreamPredictor(enc_head, bundle.labels, bundle.input, bundle.sampling, RunnerConfig(), fps=30)
     frames = _frames(pred.sampler.span + 2)
     out = [pred.push(f, i / 30, i, epoch=0) for i, f in enumerate(frames)]
     assert out[-1] is not None
@@ -158,7 +159,7 @@ def test_epoch_change_resets_the_clip(bundle):
 
 def test_dropped_frames_are_served_by_the_previous_frame(bundle):
     full = _clf(bundle, [("full", "tflite", "float32")])
-    pred = StreamPredictor(full, bundle.labels, bundle.input, bundle.sampling, StreamConfig(), fps=30)
+    pred = StreamPredictor(full, bundle.labels, bundle.input, bundle.sampling, RunnerConfig(), fps=30)
     frames = _frames(pred.sampler.span + 5)
     got = []
     for i, f in enumerate(frames):
@@ -181,7 +182,7 @@ def test_flush_predicts_a_short_file_like_training(bundle):
     from edge.sampling import pad_indices, paper_indices
     full = _clf(bundle, [("full", "tflite", "float32")])
     spec = bundle.input
-    pred = StreamPredictor(full, bundle.labels, spec, bundle.sampling, StreamConfig(), fps=30)
+    pred = StreamPredictor(full, bundle.labels, spec, bundle.sampling, RunnerConfig(), fps=30)
     n = pred.sampler.span - 5
     frames = _frames(n, seed=3)
     assert all(pred.push(f, i / 30, i) is None for i, f in enumerate(frames))
@@ -193,7 +194,7 @@ def test_flush_predicts_a_short_file_like_training(bundle):
     clip = normalize(np.stack([resize_rgb(frames[i], spec.size) for i in idx]), spec)
     assert np.abs(full.predict(clip) - p.scores).max() <= 1e-6
     assert pred.flush() is None                      # once only
-    short = StreamPredictor(full, bundle.labels, spec, bundle.sampling, StreamConfig(), fps=30)
+    short = StreamPredictor(full, bundle.labels, spec, bundle.sampling, RunnerConfig(), fps=30)
     short.push(frames[0], 0.0, 0)
     assert short.flush().clip_indices == [0] * spec.frames   # 1 frame: padded like training's "pad"
     full.close()

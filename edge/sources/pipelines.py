@@ -78,16 +78,12 @@ class SourceConfig:
     reader: str = "auto"
 
     @classmethod
-    def from_device(cls, cfg: DeviceConfig, width: int, height: int, reader: str = "auto",
-                    max_reconnects: Optional[int] = None) -> "SourceConfig":
-        """The sections of a loaded device config, with the capture size resolved (the runner
-        decides it from the model input) and --max-reconnects applied."""
+    def from_device(cls, cfg: DeviceConfig, width: int, height: int, reader: str = "auto") -> "SourceConfig":
+        """The sections of a loaded device config (CLI flags already merged into it by the runner),
+        with the capture size resolved (the runner decides it from the model input)."""
         import dataclasses
-        reconnect = cfg.reconnect
-        if max_reconnects is not None:
-            reconnect = dataclasses.replace(reconnect, max_attempts=max_reconnects)
         capture = dataclasses.replace(cfg.capture, width=width, height=height)
-        return cls(cfg.camera, capture, cfg.rtsp, reconnect, dict(cfg.pipelines), reader)
+        return cls(cfg.camera, capture, cfg.rtsp, cfg.reconnect, dict(cfg.pipelines), reader)
 
     @classmethod
     def sized(cls, width: int, height: int, **sections) -> "SourceConfig":
