@@ -3,7 +3,7 @@
 # Idempotent: installs only what is missing and is fast when nothing is.
 #   1. system packages: GStreamer 1.x runtime + plugins (base/good/ugly/libav) + tools,
 #      GObject-introspection build deps for PyGObject, ffmpeg (writes test videos)
-#   2. .venv with the project installed as  -e .[train,gst,dev]  (re-run only when pyproject changes)
+#   2. .venv with the project installed as  -e .[train,gst,dev,events,webtest]  (re-run only when pyproject changes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +13,9 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   libgirepository1.0-dev libcairo2-dev pkg-config ffmpeg
+  mosquitto mosquitto-clients chromium
 )
-EXTRAS=${EXTRAS:-train,gst,dev}
+EXTRAS=${EXTRAS:-train,gst,dev,events,webtest}
 
 say() { printf '[setup] %s\n' "$*"; }
 

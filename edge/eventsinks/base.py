@@ -64,6 +64,7 @@ class EventSink(object):
         self._closing = False
         self._abort = False
         self._counts = collections.Counter()  # type: collections.Counter
+        self._inflight = None  # type: Optional[Dict]
         self._by_camera = collections.Counter()  # type: collections.Counter
         self.last_error = None  # type: Optional[str]
         self._thread = threading.Thread(target=self._run, name="eventsink-" + self.kind, daemon=True)
@@ -101,6 +102,9 @@ class EventSink(object):
             self._abort = True
             while self._q:
                 self._drop(self._q.popleft(), "left at close")
+            if self._inflight is not None:       # the worker is stuck in a delivery: give it up
+                self._drop(self._inflight, "abandoned at close")
+                self._inflight = None
             self._cv.notify_all()
         try:
             self._shutdown()
@@ -142,7 +146,19 @@ class EventSink(object):
                 self._cv.wait(0.5)
             if not self._q:
                 return None
-            return self._q.popleft()
+            self._inflight = self._q.popleft()
+            return self._inflight
+
+    def _done(self, event, delivered, why=""):
+        """Count the outcome of ``event`` unless close() already gave it up."""
+        with self._cv:
+            if self._inflight is not event:
+                return
+            self._inflight = None
+            if delivered:
+                self._counts["delivered"] += 1
+            else:
+                self._drop(event, why)
 
     def _run(self):
         while True:
@@ -167,25 +183,18 @@ class EventSink(object):
         while True:
             try:
                 self._deliver(ev)
-                self._count("delivered")
-                return
+                return self._done(ev, True)
             except SinkError as e:
                 self._count("failures")
                 self._fault(str(e))
                 if not e.retry or attempt >= self.retries:
-                    with self._cv:
-                        self._drop(ev, "delivery failed")
-                    return
+                    return self._done(ev, False, "delivery failed")
             except Exception as e:  # an unexpected bug in a sink is still only a counted fault
                 self._count("failures")
                 self._fault("{}: {}".format(type(e).__name__, e))
-                with self._cv:
-                    self._drop(ev, "error")
-                return
+                return self._done(ev, False, "error")
             if not self._sleep(self.backoff.delay(attempt)):
-                with self._cv:
-                    self._drop(ev, "closing")
-                return
+                return self._done(ev, False, "closing")
             attempt += 1
             self._count("retries")
 
