@@ -91,8 +91,8 @@ async function pollState(){
       drawBars(c, cs.top);
       c.active.textContent = cs.active.length ? "active: " + cs.active.join(", ") : "idle";
       drawLatency(c, cs.latency_ms);
-      c.stats.textContent = Object.entries(cs.stats).map(([k, v]) => k + " " + v).join("  ") +
-        "  predictions " + cs.predictions;
+      const st = Object.assign({predictions: cs.predictions}, cs.stats);
+      c.stats.textContent = Object.entries(st).map(([k, v]) => k + " " + v).join("  ");
     }
     document.getElementById("status").textContent = Object.keys(s.cameras).length + " camera(s), up " + s.uptime_s + " s";
   } catch (e) { document.getElementById("status").textContent = "disconnected: " + e; }
