@@ -22,6 +22,7 @@ import time
 from typing import Deque, Dict, Optional
 
 log = logging.getLogger("edge.eventsinks")
+LOG_EVERY_S = 30.0
 
 
 class SinkError(Exception):
@@ -67,6 +68,7 @@ class EventSink(object):
         self._inflight = None  # type: Optional[Dict]
         self._by_camera = collections.Counter()  # type: collections.Counter
         self.last_error = None  # type: Optional[str]
+        self._logged = ["", 0.0, 0]   # last logged fault, when, faults not logged since
         self._thread = threading.Thread(target=self._run, name="eventsink-" + self.kind, daemon=True)
         self._started = False
 
@@ -137,8 +139,17 @@ class EventSink(object):
         log.debug("%s: dropped an event (%s)", self.name, why)
 
     def _fault(self, message):
-        self.last_error = message
-        log.warning("%s: %s", self.name, message)
+        """Remember and log a fault; a repeating fault is logged at most every ``LOG_EVERY_S``."""
+        now = time.monotonic()
+        with self._cv:
+            self.last_error = message
+            quiet = message == self._logged[0] and now - self._logged[1] < LOG_EVERY_S
+            if quiet:
+                self._logged[2] += 1
+                return
+            repeats, self._logged = self._logged[2], [message, now, 0]
+        log.warning("%s: %s%s", self.name, message,
+                    " (and {} more faults since the last message)".format(repeats) if repeats else "")
 
     def _next(self):
         with self._cv:

@@ -98,11 +98,11 @@ class EventHub(object):
         self.flush()
         if self.recorder is not None:
             self.recorder.close(timeout=max(timeout, 10.0))
-        for s in self.sinks:
-            try:
-                s.close(timeout=timeout)
-            except Exception as e:
-                log.warning("closing %s: %s", getattr(s, "name", s), e)
+        threads = [threading.Thread(target=_close_quietly, args=(s, timeout), daemon=True) for s in self.sinks]
+        for t in threads:                 # in parallel: a stuck webhook does not delay the MQTT goodbye
+            t.start()
+        for t in threads:
+            t.join(timeout + 1.0)
         return self.counters()
 
     # reporting -----------------------------------------------------------------------------------
@@ -131,3 +131,10 @@ class EventHub(object):
                 out.append(("edge_event_sink_camera_faults_total", {"sink": s.kind, "camera": cam}, n,
                             "counter", "Events a sink dropped or clips it failed to write, per camera"))
         return out
+
+
+def _close_quietly(sink, timeout):
+    try:
+        sink.close(timeout=timeout)
+    except Exception as e:
+        log.warning("closing %s: %s", getattr(sink, "name", sink), e)

@@ -73,14 +73,14 @@ class WebhookSink(EventSink):
             e.close()
             self._count("http_{}xx".format(e.code // 100))
             retry = e.code >= 500 or e.code in (408, 429)
-            raise SinkError("{} answered HTTP {}".format(self.name, e.code), retry=retry)
+            raise SinkError("answered HTTP {}".format(e.code), retry=retry)
         except (socket.timeout, TimeoutError) as e:
             self._count("timeouts")
-            raise SinkError("{}: no answer within {:.1f}s".format(self.name, self.timeout))
+            raise SinkError("no answer within {:.1f}s".format(self.timeout))
         except (URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             if isinstance(reason, socket.timeout):
                 self._count("timeouts")
             else:
                 self._count("connect_errors")
-            raise SinkError("{}: {}".format(self.name, reason))
+            raise SinkError(str(reason))
