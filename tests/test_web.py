@@ -199,3 +199,28 @@ def test_page_in_headless_chromium(view, browser, tmp_path):
         page.screenshot(path=out, full_page=True)
         assert os.path.getsize(out) > 10000
     hub.close()
+
+
+def test_faults_are_counted_and_visible_in_metrics(view, tmp_path):
+    """A refused webhook and an unwritable clip directory: the loop goes on, /metrics shows both."""
+    from edge.eventsinks.record import ClipRecorder
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    web = view()
+    hub = EventHub(["Archery", "_background"], EventConfig(min_duration_s=0.0, hold_s=0.0, smoothing="none"),
+                   sinks=[open_event_sink("http://127.0.0.1:9/hook?retries=0")],
+                   recorder=ClipRecorder(str(blocker / "clips"), pre_s=0.2, post_s=0.2, fps=10), web=web)
+    t0 = time.perf_counter()
+    for i in range(20):
+        hub.on_frame("cam1", frame(i), i / 10.0, None)
+        hub.on_prediction("cam1", [0.9, 0.1] if i < 10 else [0.1, 0.9], i / 10.0, None, i)
+    assert time.perf_counter() - t0 < 1.0
+    hub.set_stats("cam1", frames=20, dropped=3, reconnects=1)
+    hub.close(timeout=2)
+    text = get(web.url + "metrics")[1].decode()
+    assert 'edge_event_sink_connect_errors_total{sink="webhook",target="webhook http://127.0.0.1:9/hook"} 2' in text
+    assert 'edge_event_sink_unwritable_total{sink="record"' in text and "} 1" in text.split(
+        'edge_event_sink_unwritable_total{sink="record"')[1].splitlines()[0]
+    assert 'edge_event_sink_camera_faults_total{camera="cam1",sink="webhook"} 2' in text
+    assert 'edge_event_sink_camera_faults_total{camera="cam1",sink="record"} 1' in text
+    assert 'edge_dropped_total{camera="cam1"} 3' in text and 'edge_reconnects_total{camera="cam1"} 1' in text
