@@ -93,8 +93,8 @@ class EventHub(object):
 
     def close(self, timeout=5.0):
         # type: (float) -> Dict
-        """Flush events, close the recorder and every sink (each at most ``timeout`` s); returns
-        ``counters()``. Never raises."""
+        """Flush events, close the recorder, every sink (in parallel, each at most ``timeout`` s) and
+        the web view; returns ``counters()``. Never raises."""
         self.flush()
         if self.recorder is not None:
             self.recorder.close(timeout=max(timeout, 10.0))
@@ -103,6 +103,8 @@ class EventHub(object):
             t.start()
         for t in threads:
             t.join(timeout + 1.0)
+        if self.web is not None:
+            self.web.close()
         return self.counters()
 
     # reporting -----------------------------------------------------------------------------------

@@ -82,6 +82,8 @@ class WebView(object):
         return self
 
     def close(self):
+        if self.closing.is_set():
+            return
         self.closing.set()
         with self.state.frame_cv:
             self.state.frame_cv.notify_all()
