@@ -104,7 +104,7 @@ def test_routes_state_events_frame_and_metrics(view, tmp_path):
         assert code == 200 and hdr["Content-Type"] == "image/jpeg"
         assert cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR).shape == (120, 160, 3)
         code, text, hdr = get(web.url + "metrics")
-    hub.close()
+    hub.close(close_web=False)
     text = text.decode()
     assert hdr["Content-Type"].startswith("text/plain; version=0.0.4")
     assert '# TYPE edge_frames_total counter' in text and 'edge_frames_total{camera="cam1"}' in text
@@ -198,7 +198,7 @@ def test_page_in_headless_chromium(view, browser, tmp_path):
         out = os.environ.get("EDGE_WEB_SCREENSHOT") or str(tmp_path / "live.png")
         page.screenshot(path=out, full_page=True)
         assert os.path.getsize(out) > 10000
-    hub.close()
+    hub.close(close_web=False)
 
 
 def test_faults_are_counted_and_visible_in_metrics(view, tmp_path):
@@ -216,7 +216,7 @@ def test_faults_are_counted_and_visible_in_metrics(view, tmp_path):
         hub.on_prediction("cam1", [0.9, 0.1] if i < 10 else [0.1, 0.9], i / 10.0, None, i)
     assert time.perf_counter() - t0 < 1.0
     hub.set_stats("cam1", frames=20, dropped=3, reconnects=1)
-    hub.close(timeout=2)
+    hub.close(timeout=2, close_web=False)
     text = get(web.url + "metrics")[1].decode()
     assert 'edge_event_sink_connect_errors_total{sink="webhook",target="webhook http://127.0.0.1:9/hook"} 2' in text
     assert 'edge_event_sink_unwritable_total{sink="record"' in text and "} 1" in text.split(

@@ -91,8 +91,8 @@ class EventHub(object):
                 out.extend(evs)
         return out
 
-    def close(self, timeout=5.0):
-        # type: (float) -> Dict
+    def close(self, timeout=5.0, close_web=True):
+        # type: (float, bool) -> Dict
         """Flush events, close the recorder, every sink (in parallel, each at most ``timeout`` s) and
         the web view; returns ``counters()``. Never raises."""
         self.flush()
@@ -103,7 +103,7 @@ class EventHub(object):
             t.start()
         for t in threads:
             t.join(timeout + 1.0)
-        if self.web is not None:
+        if self.web is not None and close_web:
             self.web.close()
         return self.counters()
 
