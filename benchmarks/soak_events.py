@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -175,8 +176,9 @@ def build(work, tiny, mqtt_port):
 
 def loop(hub, cameras, fps, seconds, sample_every, on_sample):
     frames = [np.random.default_rng(i).integers(0, 255, (480, 640, 3), dtype=np.uint8) for i in range(8)]
-    worst = {"on_frame_ms": 0.0, "on_prediction_ms": 0.0}
-    calls = {"on_frame_ms": [], "on_prediction_ms": []}
+    n_max = int(seconds * fps * cameras) + 16        # preallocated: the harness must not grow either
+    calls = {"on_frame_ms": np.zeros(n_max, np.float32), "on_prediction_ms": np.zeros(n_max, np.float32)}
+    k = 0
     t_start = time.monotonic()
     next_sample, i = 0.0, 0
     while True:
@@ -193,19 +195,19 @@ def loop(hub, cameras, fps, seconds, sample_every, on_sample):
             b = time.perf_counter()
             hub.on_prediction(cam, scores_at(t, c), t, time.time(), i, {"capture": 1.0, "inference": 2.0})
             e = time.perf_counter()
-            for key, ms in (("on_frame_ms", (b - a) * 1e3), ("on_prediction_ms", (e - b) * 1e3)):
-                worst[key] = max(worst[key], ms)
-                if len(calls[key]) < 200000:
-                    calls[key].append(ms)
+            if k < n_max:
+                calls["on_frame_ms"][k] = (b - a) * 1e3
+                calls["on_prediction_ms"][k] = (e - b) * 1e3
+                k += 1
             if i % int(fps) == 0:
                 hub.set_stats(cam, frames=i + 1, dropped=0, predictions=i + 1)
         if now >= next_sample:
             on_sample(now)
             next_sample += sample_every
         i += 1
-    stats = {k: {"max": round(worst[k], 2), "p50": round(float(np.percentile(v, 50)), 3),
-                 "p99": round(float(np.percentile(v, 99)), 3), "over_10ms": int(sum(x > 10 for x in v))}
-             for k, v in calls.items() if v}
+    stats = {key: {"max": round(float(v[:k].max()), 2), "p50": round(float(np.percentile(v[:k], 50)), 3),
+                   "p99": round(float(np.percentile(v[:k], 99)), 3), "over_10ms": int((v[:k] > 10).sum())}
+             for key, v in calls.items() if k}
     return stats, i
 
 
@@ -219,7 +221,10 @@ def main(argv=None):
     ap.add_argument("--sample-every", type=float, default=10.0)
     ap.add_argument("--broker-cycle", type=float, default=60.0, help="seconds between broker kills")
     ap.add_argument("--json", help="write the result here")
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="also print the Python allocations that grew most after the warm-up")
     a = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # run the clean-up (umount, broker) on kill
     seconds = a.minutes * 60.0
     work = tempfile.mkdtemp(prefix="soak-events-")
     tiny = os.path.join(work, "tiny")
@@ -236,13 +241,21 @@ def main(argv=None):
     warmup = max(30.0, seconds / 10)
     samples = []
 
+    traced = {}
+
     def on_sample(now):
+        if a.tracemalloc and "base" not in traced and now >= warmup:
+            import tracemalloc
+            traced["base"] = tracemalloc.take_snapshot()
         samples.append((round(now, 1), round(rss_mb(), 2)))
         c = hub.counters()
         print("[{:6.0f} s] RSS {:.1f} MB  events {}  sinks {}".format(
             now, samples[-1][1], sum(d["start"] for d in c["by_camera"].values()),
             {k.split()[0]: (v["delivered"], v["dropped"]) for k, v in c["sinks"].items()}), flush=True)
 
+    if a.tracemalloc:
+        import tracemalloc
+        tracemalloc.start(8)
     try:
         worst, n = loop(hub, a.cameras, a.fps, seconds, a.sample_every, on_sample)
     finally:
@@ -256,6 +269,10 @@ def main(argv=None):
         if disk.startswith("tmpfs"):
             subprocess.run(["umount", tiny])
         shutil.rmtree(work, ignore_errors=True)
+    if "base" in traced:
+        import tracemalloc
+        for stat in tracemalloc.take_snapshot().compare_to(traced["base"], "traceback")[:8]:
+            print("tracemalloc: {:+.1f} KB".format(stat.size_diff / 1024.0), "\n   ".join(stat.traceback.format()[-4:]))
     after = [s for s in samples if s[0] >= warmup] or samples[-1:]
     growth = samples[-1][1] - after[0][1]
     result = {"minutes": a.minutes, "cameras": a.cameras, "fps": a.fps, "loop_iterations": n,
