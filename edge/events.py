@@ -177,7 +177,7 @@ class EventDetector(object):
         # type: () -> List[str]
         return [lab for lab, tr in zip(self.labels, self._tracks) if tr.state in ("active",)]
 
-    def scores_dict(self, scores):
+    def score_vector(self, scores):
         # type: (object) -> np.ndarray
         """Accept a score array in label order or a ``{label: score}`` dict."""
         if isinstance(scores, dict):
@@ -192,7 +192,7 @@ class EventDetector(object):
         t = float(stream_time)
         w = float(wall_time) if wall_time is not None else None
         f = int(frame_index)
-        smoothed = self._smooth(self.scores_dict(scores))
+        smoothed = self._smooth(self.score_vector(scores))
         self.counts["predictions"] += 1
         out = []  # type: List[Dict]
         for i, tr in enumerate(self._tracks):

@@ -13,7 +13,7 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   libgirepository1.0-dev libcairo2-dev pkg-config ffmpeg
-  mosquitto mosquitto-clients chromium
+  mosquitto mosquitto-clients chromium openssl
 )
 EXTRAS=${EXTRAS:-train,gst,dev,events,webtest}
 

@@ -240,3 +240,43 @@ def test_wrong_password_is_counted_and_not_logged(broker, caplog):
         sink.close(timeout=1)
     assert sink.counters()["dropped"] == 1
     assert "wrong-secret" not in caplog.text and "refused" in caplog.text
+
+
+def _make_certs(d):
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl CLI)."""
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=edge-test-ca",
+         "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"))
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"))
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.pem"), "-CAkey", str(d / "ca.key"),
+         "-CAcreateserial", "-days", "2", "-out", str(d / "server.pem"), "-extfile", str(d / "ext.cnf"))
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl CLI not installed (needed to make test certificates)")
+def test_tls_with_ca_delivers_and_a_wrong_ca_is_counted(broker, tmp_path):
+    _make_certs(tmp_path)
+    with open(str(broker.conf), "a") as f:
+        f.write("cafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n".format(tmp_path))
+    broker.start()
+    base = "mqtts://{}:{}@127.0.0.1:{}/tls".format(USER, PASSWORD, broker.port)
+    good = open_event_sink(base + "?ca={}".format(tmp_path / "ca.pem"))
+    try:
+        good.publish(ev(0))
+        assert wait_for(lambda: good.counters()["delivered"] == 1), good.counters()
+    finally:
+        good.close()
+    other = tmp_path / "other"
+    other.mkdir()
+    _make_certs(other)
+    bad = open_event_sink(base + "?ca={}".format(other / "ca.pem"))     # the broker's cert is not signed by it
+    try:
+        bad.publish(ev(1))
+        assert wait_for(lambda: bad.counters().get("connect_failures", 0) >= 1)
+        assert bad.counters()["delivered"] == 0 and not bad.connected
+    finally:
+        bad.close(timeout=1)
+    with pytest.raises((OSError, IOError)):
+        open_event_sink(base + "?ca={}".format(tmp_path / "missing.pem"))

@@ -59,7 +59,7 @@ class EventHub(object):
         events = det.update(scores, stream_time, wall_time, frame_index)
         self._dispatch(events)
         if self.web is not None:
-            arr = det.scores_dict(scores)
+            arr = det.score_vector(scores)
             order = np.argsort(-arr)[:self.top_k]
             top = [(self.labels[i], float(arr[i])) for i in order]
             self.web.state.set_prediction(camera, top, latency_ms or {}, stream_time, det.active())

@@ -102,7 +102,7 @@ def open_hub(args, labels, top_k=3):
         for uri in args.events:
             try:
                 opened.append(open_event_sink(uri))
-            except (ValueError, SinkUnavailable) as e:
+            except (ValueError, SinkUnavailable, OSError) as e:   # OSError: e.g. a missing TLS CA file
                 raise OptionError("--events {}: {}".format(redact_uri(uri), e))
         rec = None
         if args.record:
