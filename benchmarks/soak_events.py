@@ -174,7 +174,34 @@ def build(work, tiny, mqtt_port):
     return EventHub(LABELS, cfg, sinks=sinks, recorder=rec, web=web), web, srv
 
 
-def loop(hub, cameras, fps, seconds, sample_every, on_sample):
+class Watchdog(object):
+    """Prints every thread's stack once per stall when a loop call takes longer than ``limit_s``:
+    tells a blocking sink (its frames show in the main thread) from the machine starving us."""
+
+    def __init__(self, limit_s=0.15):
+        self.limit_s = limit_s
+        self.busy_since = None
+        self.stalls = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        main = threading.main_thread().ident
+        reported = None
+        while True:
+            time.sleep(0.05)
+            since = self.busy_since
+            if since is None or since == reported or time.monotonic() - since < self.limit_s:
+                continue
+            reported = since
+            self.stalls += 1
+            frames = sys._current_frames()
+            import traceback
+            lines = ["stall > {:.0f} ms; main thread at:".format(self.limit_s * 1e3)]
+            lines += [l.rstrip() for l in traceback.format_stack(frames[main])[-3:]] if main in frames else []
+            print("\n".join(lines), flush=True)
+
+
+def loop(hub, cameras, fps, seconds, sample_every, on_sample, watchdog=None):
     frames = [np.random.default_rng(i).integers(0, 255, (480, 640, 3), dtype=np.uint8) for i in range(8)]
     n_max = int(seconds * fps * cameras) + 16        # preallocated: the harness must not grow either
     calls = {"on_frame_ms": np.zeros(n_max, np.float32), "on_prediction_ms": np.zeros(n_max, np.float32)}
@@ -190,11 +217,15 @@ def loop(hub, cameras, fps, seconds, sample_every, on_sample):
             time.sleep(t - now)
         for c in range(cameras):
             cam = "cam{}".format(c)
+            if watchdog is not None:
+                watchdog.busy_since = time.monotonic()
             a = time.perf_counter()
             hub.on_frame(cam, frames[(i + c) % len(frames)], t, time.time())
             b = time.perf_counter()
             hub.on_prediction(cam, scores_at(t, c), t, time.time(), i, {"capture": 1.0, "inference": 2.0})
             e = time.perf_counter()
+            if watchdog is not None:
+                watchdog.busy_since = None
             if k < n_max:
                 calls["on_frame_ms"][k] = (b - a) * 1e3
                 calls["on_prediction_ms"][k] = (e - b) * 1e3
@@ -221,6 +252,10 @@ def main(argv=None):
     ap.add_argument("--sample-every", type=float, default=10.0)
     ap.add_argument("--broker-cycle", type=float, default=60.0, help="seconds between broker kills")
     ap.add_argument("--json", help="write the result here")
+    ap.add_argument("--baseline", action="store_true",
+                    help="detector only (no sinks, recorder, web, faults): the machine's own stalls, to compare")
+    ap.add_argument("--watchdog", action="store_true",
+                    help="print the main thread's stack whenever a loop call stalls > 150 ms")
     ap.add_argument("--tracemalloc", action="store_true",
                     help="also print the Python allocations that grew most after the warm-up")
     a = ap.parse_args(argv)
@@ -234,10 +269,15 @@ def main(argv=None):
         tiny = os.path.join(tiny, "clips")
         disk = "unwritable directory (tmpfs mount not allowed)"
     broker = FlakyBroker(work, first_up=min(20.0, seconds / 10), cycle=a.broker_cycle)
-    threading.Thread(target=broker.run, daemon=True).start()
-    hub, web, srv = build(work, tiny, broker.port)
+    if not a.baseline:
+        threading.Thread(target=broker.run, daemon=True).start()
+    if a.baseline:
+        hub, web, srv = EventHub(LABELS, EventConfig()), None, None
+    else:
+        hub, web, srv = build(work, tiny, broker.port)
     stop = threading.Event()
-    viewer(web.url, stop)
+    if web is not None:
+        viewer(web.url, stop)
     warmup = max(30.0, seconds / 10)
     samples = []
 
@@ -257,15 +297,17 @@ def main(argv=None):
         import tracemalloc
         tracemalloc.start(8)
     try:
-        worst, n = loop(hub, a.cameras, a.fps, seconds, a.sample_every, on_sample)
+        watchdog = Watchdog() if a.watchdog else None
+        worst, n = loop(hub, a.cameras, a.fps, seconds, a.sample_every, on_sample, watchdog)
     finally:
         stop.set()
         broker.stop.set()
         t0 = time.monotonic()
         counters = hub.close(timeout=3.0)
         close_s = time.monotonic() - t0
-        web.close()
-        srv.shutdown()
+        if web is not None:
+            web.close()
+            srv.shutdown()
         if disk.startswith("tmpfs"):
             subprocess.run(["umount", tiny])
         shutil.rmtree(work, ignore_errors=True)
@@ -280,7 +322,7 @@ def main(argv=None):
               "rss_target_mb": RSS_TARGET_MB, "pass": growth < RSS_TARGET_MB,
               "loop_call_ms": worst, "close_s": round(close_s, 2),
               "broker": "mosquitto killed {} times".format(broker.kills) if broker.exe else "none (dead port)",
-              "disk": disk, "web_requests": web.counts["requests"], "counters": counters, "rss_samples": samples}
+              "disk": disk, "web_requests": web.counts["requests"] if web is not None else 0, "counters": counters, "rss_samples": samples}
     print(json.dumps({k: v for k, v in result.items() if k != "rss_samples"}, indent=2))
     if a.json:
         with open(a.json, "w") as f:
