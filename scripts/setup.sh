@@ -4,7 +4,7 @@
 # On a host (a fresh Debian 12 machine; root, or sudo available):
 #   1. system packages: GStreamer 1.x runtime + plugins (base/good/ugly/libav) + tools,
 #      GObject-introspection build deps for PyGObject, ffmpeg (writes test videos)
-#   2. .venv with the project installed as  -e .[train,gst,dev]  with requirements/constraints.txt (x86 pins)
+#   2. .venv with the project installed as  -e .[train,gst,dev,events,webtest]  with requirements/constraints.txt (x86 pins)
 # On a Jetson or a Coral board (detected from <EDGE_ROOT>/proc/device-tree, or SETUP_TARGET=device,
 # which `make setup-device` sets):
 #   1. system packages the runtime needs (python3-venv, python3-gi, GStreamer tools/plugins, v4l-utils);
@@ -31,13 +31,15 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-bad gir1.2-gst-rtsp-server-1.0
   libgirepository1.0-dev libcairo2-dev pkg-config ffmpeg
   gcc  # tests/test_edgetpu_backend.py compiles a stub Edge TPU delegate library
+  mosquitto mosquitto-clients chromium openssl  # events: MQTT broker tests, web view in a real browser, TLS CA
 )
 # on a board: what the runtime needs from the OS (no build dependencies: PyGObject comes as python3-gi)
 DEVICE_APT_PACKAGES=(
   python3-venv python3-pip python3-gi gir1.2-gstreamer-1.0 gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good v4l-utils
 )
-EXTRAS=${EXTRAS:-train,gst,dev}
+EXTRAS=${EXTRAS:-train,gst,dev,events,webtest}
+
 say() { printf '[setup] %s\n' "$*"; }
 
 # -- where are we: host, or a Jetson / Coral board -------------------------------------------------------
