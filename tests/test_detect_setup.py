@@ -65,7 +65,7 @@ def test_host_keeps_extras_and_constraints(tmp_path):
     out = setup_sh(tmp_path, board_root(tmp_path))
     assert "target: host" in out
     pip = plan(out, "pip")
-    assert "-c requirements/constraints.txt" in pip and pip.endswith("-e .[train,gst,dev]")
+    assert "-c requirements/constraints.txt" in pip and pip.endswith("-e .[train,gst,dev,events,webtest]")
     assert "--system-site-packages" not in plan(out, "venv")
 
 
