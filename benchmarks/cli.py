@@ -148,7 +148,9 @@ def _check_inputs(args) -> None:
         raise UsageError(f"--write-reference {args.write_reference}: is a directory, give a .csv file")
 
 
-DEVICES = ("cpu", "coral", "jetson", "auto")
+from edge.catalog import DEVICE_NAMES  # noqa: E402
+
+DEVICES = DEVICE_NAMES + ("auto",)
 
 
 def _config_name(device: str):
@@ -252,7 +254,7 @@ def _run(args, argv: List[str]) -> int:
     trt_precision = cfg.tensorrt_precision if cfg is not None else "fp16"
     pbar = (lambda it, **kw: _progress(it, disable=args.quiet, **kw))
 
-    targets = plan_targets(bundle, device, args.formats)
+    targets = plan_targets(bundle, device, args.formats, head_backend=cfg.head_backend if cfg is not None else None)
     for t in targets:
         if t.options.get("precision"):
             t.options["precision"] = trt_precision

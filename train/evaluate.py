@@ -101,9 +101,12 @@ def _labels_near(path: Path) -> Optional[List[str]]:
 
 
 def _cpu_bundle_targets(bundle, only: Optional[Sequence[str]]) -> List[Target]:
-    from edge.backends import REGISTRY
+    """Every artifact this CPU runs (the catalog's cpu formats, + Keras), or the ``--artifact`` ones;
+    an encoder is scored with the head ``edge.select.pair_head`` gives it (what edge-run pairs)."""
+    from edge import catalog as C
+    from edge.select import pair_head
 
-    cpu_formats = {"tflite", "onnx", "keras"}
+    cpu_formats = set(C.device_formats("cpu")) | {"keras"}
     arts = [a for a in bundle.artifacts if a.status == "ok"]
     if only:
         names = {a.name for a in arts}
@@ -112,8 +115,7 @@ def _cpu_bundle_targets(bundle, only: Optional[Sequence[str]]) -> List[Target]:
             raise EvalError(f"{bundle.root}: no artifact {missing} (have: {', '.join(sorted(names))})")
         chosen = [a for a in arts if a.name in only]
     else:
-        chosen = [a for a in arts if a.format in cpu_formats and "cpu" in a.devices]
-    heads = [a for a in arts if a.part == "head" and a.format in cpu_formats and "cpu" in a.devices]
+        chosen = [a for a in arts if a.format in cpu_formats and C.runs_on(a.devices, "cpu")]
     targets = []
     for a in chosen:
         path = bundle.path(a)
@@ -124,9 +126,9 @@ def _cpu_bundle_targets(bundle, only: Optional[Sequence[str]]) -> List[Target]:
         if a.part == "full":
             targets.append(Target(a.name, full=path))
         elif a.part == "encoder":
-            if not heads:
+            head, _, _ = pair_head(bundle, a, C.DEVICE["cpu"].head_backend, "cpu")
+            if head is None:
                 raise EvalError(f"{bundle.root}: encoder artifact {a.name} has no CPU head artifact to pair with")
-            head = next((h for h in heads if h.format == a.format), heads[0])
             targets.append(Target(f"{a.name}+{head.name}", encoder=path, head=bundle.path(head)))
     if not targets:
         raise EvalError(f"{bundle.root}: no artifact this CPU can run (use --artifact NAME)")
@@ -159,10 +161,14 @@ def resolve(model: str, run_dir: Optional[str] = None, artifacts: Optional[Seque
         p = p / MODEL_FILE
         if not p.is_file():
             raise EvalError(f"{p}: missing (the run did not finish?)")
-    suffix = "".join(p.suffixes[-1:]).lower()
-    if suffix == ".keras":
+    from edge import catalog as C
+    try:
+        fmt = C.format_for_file(p.name)
+    except ValueError:
+        fmt = None
+    if fmt == "keras":
         target = Target(p.name, keras=str(p))
-    elif suffix in (".tflite", ".onnx"):
+    elif fmt in C.device_formats("cpu"):
         target = Target(p.name, full=str(p))
     else:
         raise EvalError(f"{model}: unsupported model file (use a run dir, .keras, .tflite, .onnx or a bundle dir)")
