@@ -12,9 +12,10 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from . import catalog as C
-from .backends import BackendOptions, load_backend
+from .backends import BackendOptions
 from .bundle import Artifact, Bundle, read_labels
 from .classifier import ClipClassifier
+from .evaluation import classifier_for
 from .preprocess import InputSpec
 from .sampling import TemporalSampling
 
@@ -211,18 +212,27 @@ def bundle_from_model_file(path: str, labels_path: Optional[str] = None) -> Bund
                   sampling=TemporalSampling(frames=InputSpec().frames), artifacts=[art], root=root)
 
 
-def load_classifier(bundle: Bundle, sel: Selection, options: BackendOptions) -> ClipClassifier:
-    """Open the selected artifacts with their backends (BackendUnavailable propagates)."""
-    main = load_backend(bundle.path(sel.main), sel.backend, options)
-    if sel.head is None:
-        return ClipClassifier(full=main)
-    try:
-        head = load_backend(bundle.path(sel.head), sel.head_backend,
-                            BackendOptions(threads=options.threads))
-    except Exception:
-        main.close()
-        raise
-    return ClipClassifier(encoder=main, head=head)
+def plan_files(full: Optional[str] = None, encoder: Optional[str] = None, head: Optional[str] = None,
+               backend: Optional[str] = None, labels: Optional[List[str]] = None) -> Tuple[Bundle, Plan]:
+    """A plan for model files outside a bundle (edge-eval MODEL.tflite, tests): a full model, or an
+    encoder + head; backends from the suffixes unless ``backend`` names the main one."""
+    if full is None and (encoder is None or head is None):
+        raise ModelError("need a full-clip model file, or an encoder and a head")
+    def art(path: str, part: str) -> Artifact:
+        return Artifact(name=os.path.basename(path), file=os.path.abspath(path), format=C.format_for_file(path),
+                        part=part, devices=list(C.DEVICE_NAMES))
+    main = art(full or encoder, "full" if full else "encoder")
+    h = art(head, "head") if full is None else None
+    bundle = Bundle(name=main.name, model="file", labels=list(labels or []), input=InputSpec(),
+                    sampling=TemporalSampling(frames=InputSpec().frames), artifacts=[main] + ([h] if h else []))
+    p = Plan(backend or C.backend_for_file(main.file), main, h,
+             C.backend_for_file(h.file) if h is not None else None)
+    return bundle, p
+
+
+def load_classifier(bundle: Bundle, sel: Plan, options: BackendOptions) -> ClipClassifier:
+    """Open the planned artifacts (``edge.evaluation.classifier_for``; BackendUnavailable propagates)."""
+    return classifier_for(bundle, sel, options)
 
 
 def infer_spec(bundle: Bundle, clf: ClipClassifier) -> Bundle:

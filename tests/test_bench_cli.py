@@ -82,6 +82,8 @@ def test_report_json_validates_and_covers_every_artifact(cpu_run, tiny_bundle):
             # one streaming prediction (1 encoder + 1 head call) must cost less than a whole clip (6 + 1)
             assert lat["frame"]["steady"]["count"] >= 5 and lat["head"]["steady"]["count"] >= 5
             assert lat["streaming_speedup"] > 1.0
+    assert [a["name"] for a in by["onnx-float32:encoder+head"]["artifacts"]][1].startswith("head-float32") and \
+        by["onnx-float32:encoder+head"]["head_backend"] == "tflite"
     tpu = by["edgetpu-int8:encoder+head"]
     assert tpu["status"] == "skipped" and "--device coral" in tpu["reason"] and tpu["latency"] is None
     host_skip = [r for r in report["results"] if "not produced by edge-quantize" in r["reason"]]
@@ -99,7 +101,9 @@ def test_report_md_has_a_row_per_result_and_reasons(cpu_run):
     models = md.split("## Models")[1].split("\n\n")[1]
     rows = [ln for ln in models.splitlines() if ln.startswith("| `")]
     assert len(rows) == len(report["results"])
-    assert sum("✅ ok" in r for r in rows) == 6 and sum("skipped" in r for r in rows) == 2
+    # skipped: the Edge TPU encoder (not --device cpu), the host's skipped entry, and the ONNX head: on the
+    # CPU a streaming head runs on the device's head_backend (tflite), as edge-run pairs it
+    assert sum("✅ ok" in r for r in rows) == 6 and sum("skipped" in r for r in rows) == 3
     assert "--device coral" in md and "WHILE loop" in md
     assert (out / "latency_distribution.png").stat().st_size > 1000
     assert "Streaming vs full clip" in md
@@ -148,6 +152,8 @@ def test_coral_device_without_edgetpu_skips_with_install_reason(tiny_bundle, tmp
     assert rc == 0
     report = json.loads((tmp_path / "report.json").read_text())
     by = {r["key"]: r for r in report["results"]}
+    assert [a["name"] for a in by["onnx-float32:encoder+head"]["artifacts"]][1].startswith("head-float32") and \
+        by["onnx-float32:encoder+head"]["head_backend"] == "tflite"
     tpu = by["edgetpu-int8:encoder+head"]
     assert tpu["status"] == "skipped" and tpu["reason"]
     assert "libedgetpu" in tpu["reason"] or "edgetpu" in tpu["reason"].lower()
@@ -284,9 +290,10 @@ def test_accuracy_scores_each_clip_independently_of_lstm_state(tiny_bundle):
     import numpy as np
 
     from edge.bundle import load
-    from edge.classifier import ClipClassifier
+    from edge.evaluation import classifier_for
+    from edge.select import Plan
     b = load(tiny_bundle)
-    clf = ClipClassifier.from_artifacts(b, b.find(format="tflite", precision="float32", part="full"))
+    clf = classifier_for(b, Plan("tflite", b.find(format="tflite", precision="float32", part="full")[0]))
     rng = np.random.default_rng(0)
     clip = rng.random(b.input.clip_shape, dtype=np.float32)
     other = rng.random(b.input.clip_shape, dtype=np.float32)

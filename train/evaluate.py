@@ -47,25 +47,21 @@ class EvalError(ValueError):
 
 
 # ----------------------------------------------------------------------------- library API
-def _finish(y: np.ndarray, scores: np.ndarray, labels: Sequence[str], seconds: float) -> Dict:
-    m = classification_metrics(np.asarray(y), np.asarray(scores).argmax(-1), labels=list(labels))
-    m["seconds"] = round(float(seconds), 3)
-    m["clips_per_s"] = round(len(y) / seconds, 2) if seconds > 0 else None
-    return m
-
-
 def evaluate_keras(model, X: np.ndarray, y: np.ndarray, labels: Sequence[str], batch_size: int = 8) -> Dict:
     """Metrics of a Keras clip model on (X, y); ``scores`` are the softmax outputs."""
+    from edge.evaluation import metrics_of
     t = time.time()
     scores = model.predict(X, batch_size=batch_size, verbose=0) if len(X) else np.zeros((0, len(labels)))
-    return _finish(y, scores, labels, time.time() - t)
+    return metrics_of(y, scores, labels, time.time() - t)
 
 
 def evaluate_classifier(classifier, X: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> Dict:
-    """Metrics of an ``edge.classifier.ClipClassifier`` (TFLite / ONNX / Edge TPU / TensorRT)."""
-    t = time.time()
-    scores = classifier.predict_many(X) if len(X) else np.zeros((0, len(labels)))
-    return _finish(y, scores, labels, time.time() - t)
+    """Metrics of an ``edge.classifier.ClipClassifier`` (TFLite / ONNX / Edge TPU / TensorRT) on
+    normalised clips, through ``edge.evaluation`` (the path edge-bench and edge-quantize score with)."""
+    from edge.evaluation import evaluate
+    from edge.preprocess import InputSpec
+    spec = InputSpec(*X.shape[1:4]) if len(X) else InputSpec()
+    return evaluate(classifier, X, y, labels, spec)
 
 
 # ------------------------------------------------------------------------------- resolution
@@ -282,10 +278,11 @@ def score_target(target: Target, x: np.ndarray, y: np.ndarray, labels: Sequence[
         m["backend"] = "keras"
         return m
     from edge.backends import BackendOptions
-    from edge.classifier import ClipClassifier
+    from edge.evaluation import classifier_for
+    from edge.select import plan_files
 
-    with ClipClassifier.from_files(full=target.full, encoder=target.encoder, head=target.head,
-                                   options=BackendOptions(threads=threads)) as clf:
+    bundle, plan = plan_files(full=target.full, encoder=target.encoder, head=target.head)
+    with classifier_for(bundle, plan, BackendOptions(threads=threads)) as clf:
         m = evaluate_classifier(clf, x, y, labels)
         m["backend"] = (clf.full or clf.encoder).name
     return m
