@@ -152,8 +152,6 @@ def test_coral_device_without_edgetpu_skips_with_install_reason(tiny_bundle, tmp
     assert rc == 0
     report = json.loads((tmp_path / "report.json").read_text())
     by = {r["key"]: r for r in report["results"]}
-    assert [a["name"] for a in by["onnx-float32:encoder+head"]["artifacts"]][1].startswith("head-float32") and \
-        by["onnx-float32:encoder+head"]["head_backend"] == "tflite"
     tpu = by["edgetpu-int8:encoder+head"]
     assert tpu["status"] == "skipped" and tpu["reason"]
     assert "libedgetpu" in tpu["reason"] or "edgetpu" in tpu["reason"].lower()
