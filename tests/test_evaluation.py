@@ -79,3 +79,23 @@ def test_factory_builds_full_and_streaming_plans_and_files(tiny):
     broken = Plan("tflite", enc, dataclasses.replace(head, file="missing.onnx"), "onnxruntime")
     with pytest.raises(Exception):
         classifier_for(tiny, broken)
+
+
+@pytest.mark.realdata
+def test_predict_file_agrees_with_edge_eval_on_every_real_clip(shared_data, tmp_path):
+    """Every clip of ucf101-mini: the top-1 of predict_file (edge-run's file prediction) is the top-1
+    edge-eval computes from its prepared cache (train.data.prepare, the training sampling)."""
+    from _tiny_models import cached_bundle
+    from train.data import load_clips, load_manifest, prepare
+    data = shared_data / "ucf101-mini"
+    labels = sorted(p.name for p in data.iterdir() if p.is_dir())
+    b = load_bundle(cached_bundle(labels=labels, frames=8, size=16))
+    prepare(str(data), str(tmp_path / "cache"), frames=b.input.frames, size=b.input.size,
+            short_policy=b.sampling.short_policy, progress=False)
+    manifest = load_manifest(tmp_path / "cache")
+    entries = manifest.ok_entries
+    assert len(entries) == len(list(data.glob("*/*.avi")))
+    x, _ = load_clips(manifest, entries)
+    with classifier_for(b, plan(b, "cpu")) as clf:
+        for e, cached in zip(entries, x):
+            assert predict_file(clf, b, str(data / e.path)).index == int(np.argmax(clf.predict(cached))), e.path
