@@ -65,11 +65,11 @@ def _row(bundle: Bundle, a: Artifact, device: str, head_backend: str, formats) -
     t = Target(key=target_key(a.format, a.precision, parts), format=a.format, precision=a.precision,
                parts=parts, artifacts={a.part: a})
     head, hb = None, None
-    if a.part == "encoder":
-        head, hb, _ = pair_head(bundle, a, head_backend, device)
+    backend = C.backend_on(device, a.format)
+    if a.part == "encoder" and backend is not None:
+        head, hb, _ = pair_head(bundle, a, C.head_backend_for(backend, head_backend), device)
         if head is not None:
             t.artifacts["head"] = head
-    backend = C.backend_on(device, a.format)
     if a.status != "ok":
         t.status, t.reason = "skipped", f"artifact status {a.status!r} in bundle.json" + (f": {a.notes}" if a.notes else "")
     elif backend is None or not C.runs_on(a.devices, device):
@@ -134,7 +134,7 @@ def _built_on_device(bundle: Bundle, device: str, head_backend: str, formats) ->
                        note=f"engine built on this device from {a.file} (fp16, cached next to the bundle); "
                             f"init_ms includes the build unless the engine was cached")
             if a.part == "encoder":
-                head, hb, _ = pair_head(bundle, a, head_backend, device)
+                head, hb, _ = pair_head(bundle, a, C.head_backend_for(backend, head_backend), device)
                 if head is None:
                     t.status, t.reason = "skipped", "no head artifact to pair with this encoder"
                 else:

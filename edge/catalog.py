@@ -198,6 +198,13 @@ def built_on_device(device: str) -> List[Tuple[str, str]]:
     return [(b, src) for b in DEVICE[device].backends for src in BACKEND[b].builds_from]
 
 
+def head_backend_for(main_backend: Optional[str], configured: str) -> str:
+    """Where a streaming head runs: on the main backend when that is a CPU runtime (one runtime for
+    the whole model: tflite + tflite head, onnxruntime + ONNX head), else on the device config's
+    ``head_backend`` (next to an Edge TPU or TensorRT encoder)."""
+    return main_backend if main_backend in BACKEND and BACKEND[main_backend].on_cpu else configured
+
+
 def runs_on(artifact_devices: Sequence[str], device: str) -> bool:
     """An artifact marked for ``artifact_devices`` (bundle ``devices``) runs on ``device``: its own
     device, or any board's CPU when marked ``cpu``."""

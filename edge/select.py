@@ -136,7 +136,7 @@ def _plan_streaming(bundle: Bundle, w: _Wanted, formats: List[str], precs: List[
     enc = _pick(bundle, formats, "encoder", precs, w.device)
     if enc is None:
         return None
-    head, hb, notes = pair_head(bundle, enc, w.head_backend, w.device)
+    head, hb, notes = pair_head(bundle, enc, C.head_backend_for(w.backend, w.head_backend), w.device)
     if head is None:
         return None
     if w.precision and enc.precision != w.precision:

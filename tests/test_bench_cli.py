@@ -82,8 +82,9 @@ def test_report_json_validates_and_covers_every_artifact(cpu_run, tiny_bundle):
             # one streaming prediction (1 encoder + 1 head call) must cost less than a whole clip (6 + 1)
             assert lat["frame"]["steady"]["count"] >= 5 and lat["head"]["steady"]["count"] >= 5
             assert lat["streaming_speedup"] > 1.0
-    assert [a["name"] for a in by["onnx-float32:encoder+head"]["artifacts"]][1].startswith("head-float32") and \
-        by["onnx-float32:encoder+head"]["head_backend"] == "tflite"
+    # a CPU runtime runs its own head (what edge-run --backend onnxruntime pairs)
+    assert [a["name"] for a in by["onnx-float32:encoder+head"]["artifacts"]][1] == "head-float32-onnx" and \
+        by["onnx-float32:encoder+head"]["head_backend"] == "onnxruntime"
     tpu = by["edgetpu-int8:encoder+head"]
     assert tpu["status"] == "skipped" and "--device coral" in tpu["reason"] and tpu["latency"] is None
     host_skip = [r for r in report["results"] if "not produced by edge-quantize" in r["reason"]]
@@ -101,9 +102,7 @@ def test_report_md_has_a_row_per_result_and_reasons(cpu_run):
     models = md.split("## Models")[1].split("\n\n")[1]
     rows = [ln for ln in models.splitlines() if ln.startswith("| `")]
     assert len(rows) == len(report["results"])
-    # skipped: the Edge TPU encoder (not --device cpu), the host's skipped entry, and the ONNX head: on the
-    # CPU a streaming head runs on the device's head_backend (tflite), as edge-run pairs it
-    assert sum("✅ ok" in r for r in rows) == 6 and sum("skipped" in r for r in rows) == 3
+    assert sum("✅ ok" in r for r in rows) == 6 and sum("skipped" in r for r in rows) == 2
     assert "--device coral" in md and "WHILE loop" in md
     assert (out / "latency_distribution.png").stat().st_size > 1000
     assert "Streaming vs full clip" in md

@@ -92,10 +92,10 @@ def test_edge_eval_knows_every_cpu_format(tmp_path):
     for a in b.artifacts:
         if a.format in C.device_formats("cpu") and a.part == "full":
             assert a.name in names
-    # encoders are scored with the head edge-run pairs on the CPU
+    # encoders are scored with the head edge-run pairs on the CPU: a CPU runtime runs its own head
     enc = next(a for a in b.artifacts if a.part == "encoder" and a.format == "onnx")
-    head, backend, _ = pair_head(b, enc, "tflite")
-    assert f"{enc.name}+{head.name}" in names and backend == "tflite"
+    head, backend, _ = pair_head(b, enc, C.head_backend_for("onnxruntime", "tflite"))
+    assert f"{enc.name}+{head.name}" in names and backend == "onnxruntime" and head.format == "onnx"
 
 
 # -- one planner: edge-run and edge-bench agree ---------------------------------------------------
@@ -161,6 +161,15 @@ def test_plan_prefers_the_config_precision_then_catalog_order(tmp_path):
     assert p.head.precision == p.main.precision           # head matched to the encoder's precision
     p = plan(b, "cpu", precision="float16")
     assert p.main.precision == "float16" and p.head.precision == "float16" and not p.notes
+
+
+def test_head_runs_on_a_cpu_main_backend_else_on_the_configs_head_backend(tmp_path):
+    b = _bundle(tmp_path)
+    assert plan(b, "cpu", backend="onnxruntime").head.format == "onnx"          # one runtime on the CPU
+    assert plan(b, "cpu").head.format == "tflite"
+    assert plan(b, "coral").head_backend == "tflite"                            # next to the Edge TPU
+    assert plan(b, "jetson").head_backend == "onnxruntime"                      # next to TensorRT
+    assert C.head_backend_for("edgetpu", "tflite") == "tflite" and C.head_backend_for(None, "tflite") == "tflite"
 
 
 def test_plan_falls_back_to_any_cpu_head_and_says_so(tmp_path):

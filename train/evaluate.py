@@ -98,7 +98,7 @@ def _labels_near(path: Path) -> Optional[List[str]]:
 
 def _cpu_bundle_targets(bundle, only: Optional[Sequence[str]]) -> List[Target]:
     """Every artifact this CPU runs (the catalog's cpu formats, + Keras), or the ``--artifact`` ones;
-    an encoder is scored with the head ``edge.select.pair_head`` gives it (what edge-run pairs)."""
+    an encoder is scored with the head edge-run pairs with it on the CPU (``edge.select.pair_head``)."""
     from edge import catalog as C
     from edge.select import pair_head
 
@@ -122,7 +122,8 @@ def _cpu_bundle_targets(bundle, only: Optional[Sequence[str]]) -> List[Target]:
         if a.part == "full":
             targets.append(Target(a.name, full=path))
         elif a.part == "encoder":
-            head, _, _ = pair_head(bundle, a, C.DEVICE["cpu"].head_backend, "cpu")
+            backend = C.backend_on("cpu", a.format)
+            head, _, _ = pair_head(bundle, a, C.head_backend_for(backend, C.DEVICE["cpu"].head_backend), "cpu")
             if head is None:
                 raise EvalError(f"{bundle.root}: encoder artifact {a.name} has no CPU head artifact to pair with")
             targets.append(Target(f"{a.name}+{head.name}", encoder=path, head=bundle.path(head)))
