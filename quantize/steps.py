@@ -301,17 +301,25 @@ def tensorrt(job: Job) -> None:
 
 # -- 7. score -----------------------------------------------------------------------------------
 def scoring_units(produced: List[Tuple[Artifact, str]]) -> List[Dict[str, Tuple[Artifact, str]]]:
-    """What is scored together: each full artifact alone, each format/precision's encoder + head."""
-    groups: Dict[Tuple[str, str], Dict[str, Tuple[Artifact, str]]] = {}
-    for a, path in produced:
-        if a.status == "ok" and a.format in SCORED_HERE:
-            groups.setdefault((a.format, a.precision), {})[a.part] = (a, path)
+    """What is scored together: each full artifact alone, each encoder with the head edge-run pairs
+    with it on this CPU (``edge.select.pair_head``: its own runtime's head, same precision first)."""
+    from edge.bundle import Bundle
+    from edge.preprocess import InputSpec
+    from edge.sampling import TemporalSampling
+    from edge.select import pair_head
+    ok = [(a, p) for a, p in produced if a.status == "ok" and a.format in SCORED_HERE]
+    path_of = {a.name: p for a, p in ok}
+    bundle = Bundle(name="produced", model="produced", labels=["-"], input=InputSpec(),
+                    sampling=TemporalSampling(), artifacts=[a for a, _ in ok])
     units = []
-    for by_part in groups.values():
-        if "full" in by_part:
-            units.append({"full": by_part["full"]})
-        if "encoder" in by_part and "head" in by_part:
-            units.append({"encoder": by_part["encoder"], "head": by_part["head"]})
+    for a, p in ok:
+        if a.part == "full":
+            units.append({"full": (a, p)})
+        elif a.part == "encoder":
+            backend = C.backend_on("cpu", a.format)
+            head, _, _ = pair_head(bundle, a, C.head_backend_for(backend, C.DEVICE["cpu"].head_backend), "cpu")
+            if head is not None:
+                units.append({"encoder": (a, p), "head": (head, path_of[head.name])})
     return units
 
 
