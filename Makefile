@@ -87,10 +87,14 @@ bench-data: setup ## edge-data prepare vs the paper's extraction loop on ../shar
 	$(PY) -m benchmarks.bench_data --json $(WORK)/reports/bench_data.json
 
 demo: setup      ## synthetic data -> train lrcn-edge (+lrcn) -> quantize -> edge-run -> edge-bench
-	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory run MODEL=lrcn-edge QUANTIZE_ARGS="$(DEMO_QUANTIZE_ARGS)" && \
-	$(MAKE) --no-print-directory train MODEL=lrcn && \
-	$(MAKE) --no-print-directory bench MODEL=lrcn-edge BENCH_ARGS="$(DEMO_BENCH_ARGS)" && \
+	@start=$$(date +%s); t=$$start; \
+	lap() { now=$$(date +%s); echo "[demo] $$1: $$(( now - t )) s (load average $$(cut -d' ' -f1 /proc/loadavg))"; t=$$now; }; \
+	$(MAKE) --no-print-directory data && lap "synthetic data" && \
+	$(MAKE) --no-print-directory train MODEL=lrcn-edge && lap "train lrcn-edge" && \
+	$(MAKE) --no-print-directory quantize MODEL=lrcn-edge QUANTIZE_ARGS="$(DEMO_QUANTIZE_ARGS)" && lap "edge-quantize" && \
+	$(MAKE) --no-print-directory run MODEL=lrcn-edge -o quantize && lap "edge-run" && \
+	$(MAKE) --no-print-directory train MODEL=lrcn && lap "train lrcn" && \
+	$(MAKE) --no-print-directory bench MODEL=lrcn-edge BENCH_ARGS="$(DEMO_BENCH_ARGS)" && lap "edge-bench" && \
 	echo "" && echo "[demo] done in $$(( $$(date +%s) - start )) s" && \
 	echo "[demo] report: $(REPORT)/report.md  (also report.json, *.png)" && \
 	echo "[demo] predictions: $(WORK)/run/predictions.jsonl, annotated video: $(WORK)/run/annotated.mp4"
