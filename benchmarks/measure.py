@@ -17,7 +17,7 @@ from edge.evaluation import classifier_for
 from edge.select import Plan
 
 from .accuracy import EvalSet, evaluate
-from .latency import RunPolicy, random_input, time_calls, timed
+from .latency import RunPolicy, random_input, time_calls
 from .memory import RssProbe
 from .targets import Target
 

@@ -31,8 +31,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edge.metrics import classification_metrics
-
 EXAMPLES = """examples:
   edge-eval work/runs/lrcn-edge --data work/data/synth            # reproduces the run's metrics.json
   edge-eval work/runs/lrcn-edge --data ../shared/data/ucf101-mini --split all --out work/eval/all
