@@ -3,7 +3,6 @@
 Runs on the host and on the devices (Jetson, Coral): imports ``edge`` + numpy only; matplotlib
 just for the plots (skipped with a note when absent), tqdm for progress when present.
 """
-from __future__ import annotations
 
 import argparse
 import datetime as _dt
@@ -148,7 +147,9 @@ def _check_inputs(args) -> None:
         raise UsageError(f"--write-reference {args.write_reference}: is a directory, give a .csv file")
 
 
-DEVICES = ("cpu", "coral", "jetson", "auto")
+from edge.catalog import DEVICE_NAMES  # noqa: E402
+
+DEVICES = DEVICE_NAMES + ("auto",)
 
 
 def _config_name(device: str):
@@ -208,21 +209,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
 
 
-def _run(args, argv: List[str]) -> int:
-    from edge import __version__
+def _load_inputs(args):
+    """The bundle and the reference CSV (if any); UsageError for anything unreadable."""
     from edge.bundle import BundleError, load
 
     from . import compare as C
-    from ._progress import progress as _progress
-    from .accuracy import DataError, load_eval_set
-    from .e2e import E2EConfig, run_e2e
-    from .latency import RunPolicy
-    from .machine import TegrastatsMonitor, detect_device, edgetpu_devices, machine_info
-    from .measure import measure_target, skipped_entry
-    from .memory import peak_rss_mb, peak_rss_source
-    from .report import write_report
-    from .targets import plan_targets, selected
-
     _check_inputs(args)
     try:
         bundle = load(args.model)
@@ -239,29 +230,43 @@ def _run(args, argv: List[str]) -> int:
             C.read_reference(args.write_reference)
         except C.ReferenceError as e:
             raise UsageError(f"--write-reference would merge into an unreadable file: {e}")
-    policy = RunPolicy(min_runs=args.min_runs, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
-                       warmup_runs=args.warmup, warmup_min_seconds=args.warmup_seconds)
+    return bundle, reference
+
+
+def _resolve_device(args) -> dict:
+    """--device (a device kind, auto, or a device config) -> device, config and runtime settings."""
+    from .machine import detect_device
     cfg = None if args.device in DEVICES else _device_config(args.device)
     if cfg is not None:
         device, config_name = cfg.device, cfg.name
     else:
         device = detect_device() if args.device == "auto" else args.device
         config_name = _config_name(device)
-    threads = args.threads or (cfg.threads if cfg is not None and cfg.threads > 0 else None) or os.cpu_count() or 1
-    edgetpu_device = args.edgetpu_device or (cfg.edgetpu_device if cfg is not None and cfg.edgetpu_device else None)
-    trt_precision = cfg.tensorrt_precision if cfg is not None else "fp16"
-    pbar = (lambda it, **kw: _progress(it, disable=args.quiet, **kw))
+    return {
+        "cfg": cfg, "device": device, "config_name": config_name,
+        "threads": args.threads or (cfg.threads if cfg is not None and cfg.threads > 0 else None) or os.cpu_count() or 1,
+        "edgetpu_device": args.edgetpu_device or (cfg.edgetpu_device if cfg is not None and cfg.edgetpu_device else None),
+        "trt_precision": cfg.tensorrt_precision if cfg is not None else "fp16",
+        "head_backend": cfg.head_backend if cfg is not None else None,
+    }
 
-    targets = plan_targets(bundle, device, args.formats)
+
+def _targets(args, bundle, dev: dict):
+    """The report rows (edge.select's pairing, the catalog's devices); a --formats typo is an error."""
+    from .targets import plan_targets, selected
+    targets = plan_targets(bundle, dev["device"], args.formats, head_backend=dev["head_backend"])
     for t in targets:
         if t.options.get("precision"):
-            t.options["precision"] = trt_precision
+            t.options["precision"] = dev["trt_precision"]
     for sel in args.formats or []:  # a typo must not silently skip everything
         if not any(selected(t.key, t.format, t.precision, [sel], t.parts) for t in targets):
             raise UsageError(f"--formats {sel}: matches no artifact of {bundle.root} "
                              f"(rows: {', '.join(sorted({t.key for t in targets}))})")
+    return targets
 
-    machine = machine_info()
+
+def _machine_notes(args, machine: dict):
+    """(warnings, notes) about the machine the numbers come from."""
     warnings, notes = [], []
     if machine.get("governor_warning"):
         warnings.append(machine["governor_warning"])
@@ -273,92 +278,117 @@ def _run(args, argv: List[str]) -> int:
                         f"{machine['cores']} cores): latencies include contention from other processes")
     for w in warnings:
         _log(args, f"WARNING: {w}")
+    return warnings, notes
 
-    eval_set = None
-    if args.data:
-        _log(args, f"edge-bench: decoding clips from {args.data} ({bundle.input.frames} frames at "
-                   f"{bundle.input.height}x{bundle.input.width}, the bundle's sampling)")
-        try:
-            eval_set = load_eval_set(args.data, bundle.labels, bundle.input, bundle.sampling, args.clips,
-                                     args.max_clips, progress=pbar)
-        except DataError as e:
-            raise UsageError(str(e))
-        if eval_set.unreadable:
-            notes.append(f"{len(eval_set.unreadable)} videos in --data could not be decoded and were left out")
 
+def _eval_set(args, bundle, pbar, notes: list):
+    """--data decoded once with the bundle's sampling (edge.evaluation), or None."""
+    from .accuracy import DataError, load_eval_set
+    if not args.data:
+        return None
+    _log(args, f"edge-bench: decoding clips from {args.data} ({bundle.input.frames} frames at "
+               f"{bundle.input.height}x{bundle.input.width}, the bundle's sampling)")
+    try:
+        eval_set = load_eval_set(args.data, bundle.labels, bundle.input, bundle.sampling, args.clips,
+                                 args.max_clips, progress=pbar)
+    except DataError as e:
+        raise UsageError(str(e))
+    if eval_set.unreadable:
+        notes.append(f"{len(eval_set.unreadable)} videos in --data could not be decoded and were left out")
+    return eval_set
+
+
+def _time_all(args, bundle, targets, dev: dict, policy, eval_set, pbar, notes: list):
+    """Every pending row timed (and scored); (report entries in row order, power summary)."""
+    from .machine import TegrastatsMonitor
+    from .measure import measure_target, skipped_entry
+    device = dev["device"]
     todo = [t for t in targets if t.status == "pending"]
     _log(args, f"edge-bench: {bundle.name} ({bundle.model}) on {device}: {len(todo)} to time, "
-               f"{len(targets) - len(todo)} skipped; {threads} threads")
+               f"{len(targets) - len(todo)} skipped; {dev['threads']} threads")
     if not todo:
         notes.append(f"nothing in this bundle runs on --device {device}")
-    edgetpus = edgetpu_devices() if device == "coral" else None
     results = {}
     with TegrastatsMonitor() as tegra:
         for t in pbar(todo, desc="benchmark", total=len(todo)):
             _log(args, f"  {t.key}: timing ...")
-            entry = measure_target(bundle, t, policy, threads, eval_set,
-                                   device_option=edgetpu_device if device == "coral" else
+            entry = measure_target(bundle, t, policy, dev["threads"], eval_set,
+                                   device_option=dev["edgetpu_device"] if device == "coral" else
                                    ("cuda:0" if device == "jetson" and t.format == "onnx" else None),
                                    progress=pbar)
-            results[t.key, t.parts, id(t)] = entry
-            clip = (entry.get("latency") or {}).get("clip")
-            if entry["status"] == "ok":
-                acc = entry.get("accuracy")
-                _log(args, f"  {t.key}: p50 {clip['steady']['p50_ms']:.3f} ms/clip, p99 {clip['steady']['p99_ms']:.3f}"
-                           + (f", macro-F1 {acc['f1_macro']:.4f}" if acc else ""))
-            else:
-                _log(args, f"  {t.key}: {entry['status']}: {entry['reason']}")
+            results[id(t)] = entry
+            _log_entry(args, t, entry)
         power = tegra.summary() if tegra.available else None
     if device == "jetson" and not tegra.available:
         notes.append("tegrastats not on PATH: no power/temperature numbers")
-    ordered = [results.get((t.key, t.parts, id(t))) or skipped_entry(bundle, t) for t in targets]
-    if hasattr(os, "getloadavg") and todo:
-        end = os.getloadavg()[0]
-        if end > 0.5 * (machine.get("cores") or 1):
-            notes.append(f"load average {end:.2f} on {machine.get('cores')} cores when the model timings ended: "
-                         f"other processes competed for the CPU (compare p50 rather than mean/p99)")
+    return [results.get(id(t)) or skipped_entry(bundle, t) for t in targets], power, todo
 
-    overhead = None
-    if args.overhead_check:
-        overhead = _overhead(bundle, threads)
-        _log(args, "edge-bench: harness overhead vs bare invoke(): " + (
-            f"{overhead['overhead']:+.2%} ({overhead['verdict']})" if "overhead" in overhead else overhead["reason"]))
 
-    if args.no_e2e:
-        e2e = {"status": "skipped", "reason": "--no-e2e", "source": args.source}
+def _log_entry(args, t, entry: dict) -> None:
+    clip = (entry.get("latency") or {}).get("clip")
+    if entry["status"] == "ok":
+        acc = entry.get("accuracy")
+        _log(args, f"  {t.key}: p50 {clip['steady']['p50_ms']:.3f} ms/clip, p99 {clip['steady']['p99_ms']:.3f}"
+                   + (f", macro-F1 {acc['f1_macro']:.4f}" if acc else ""))
     else:
-        _log(args, f"edge-bench: end-to-end: edge-run on {args.source} for {args.e2e_seconds:g} s ...")
-        e2e = run_e2e(E2EConfig(bundle=bundle.root, device=device, source=args.source, seconds=args.e2e_seconds,
-                                threads=args.threads,
-                                extra_args=("--config", cfg.name) if cfg is not None else ()), workdir=args.out)
-        _log(args, f"  end-to-end: {e2e['status']}" + (f": {e2e['reason']}" if e2e.get("reason") else
-                                                       f", {e2e.get('fps')} fps, dropped {e2e.get('dropped')}"))
+        _log(args, f"  {t.key}: {entry['status']}: {entry['reason']}")
 
-    report = {
+
+def _end_to_end(args, bundle, dev: dict) -> dict:
+    from .e2e import E2EConfig, run_e2e
+    if args.no_e2e:
+        return {"status": "skipped", "reason": "--no-e2e", "source": args.source}
+    _log(args, f"edge-bench: end-to-end: edge-run on {args.source} for {args.e2e_seconds:g} s ...")
+    cfg = dev["cfg"]
+    e2e = run_e2e(E2EConfig(bundle=bundle.root, device=dev["device"], source=args.source, seconds=args.e2e_seconds,
+                            threads=args.threads,
+                            extra_args=("--config", cfg.name) if cfg is not None else ()), workdir=args.out)
+    _log(args, f"  end-to-end: {e2e['status']}" + (f": {e2e['reason']}" if e2e.get("reason") else
+                                                   f", {e2e.get('fps')} fps, dropped {e2e.get('dropped')}"))
+    return e2e
+
+
+def _report(args, argv, bundle, dev, policy, machine, parts: dict) -> dict:
+    """report.json's content (schema: benchmarks/schema/report.schema.json)."""
+    from edge import __version__
+
+    from .machine import edgetpu_devices
+    from .memory import peak_rss_mb, peak_rss_source
+    device = dev["device"]
+    edgetpus = edgetpu_devices() if device == "coral" else None
+    eval_set = parts["eval_set"]
+    return {
         "schema_version": 1,
         "tool": {"name": "edge-bench", "version": __version__, "command": "edge-bench " + " ".join(shlex.quote(a) for a in argv)},
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "bundle": {"path": os.path.abspath(bundle.root), "name": bundle.name, "model": bundle.model,
                    "labels": list(bundle.labels), "streaming": bundle.streaming, "input": bundle.input.to_dict(),
                    "sampling": bundle.sampling.to_dict(), "producer": bundle.producer},
-        "device": {"requested": args.device, "resolved": device, "config": config_name,
+        "device": {"requested": args.device, "resolved": device, "config": dev["config_name"],
                    "edgetpu_devices": edgetpus,
-                   "edgetpu_used": (edgetpu_device or ("first found" if edgetpus else None)) if device == "coral" else None},
-        "settings": {"policy": policy.to_dict(), "threads": threads, "formats": args.formats,
+                   "edgetpu_used": (dev["edgetpu_device"] or ("first found" if edgetpus else None))
+                   if device == "coral" else None},
+        "settings": {"policy": policy.to_dict(), "threads": dev["threads"], "formats": args.formats,
                      "data": os.path.abspath(args.data) if args.data else None, "clips": args.clips,
                      "max_clips": args.max_clips, "source": None if args.no_e2e else args.source,
                      "e2e_seconds": None if args.no_e2e else args.e2e_seconds},
         "machine": machine,
-        "results": ordered,
-        "end_to_end": e2e,
+        "results": parts["results"],
+        "end_to_end": parts["e2e"],
         "memory": {"peak_rss_mb": peak_rss_mb(), "source": peak_rss_source()},
-        "power": power,
-        "overhead": overhead,
+        "power": parts["power"],
+        "overhead": parts["overhead"],
         "data": eval_set.summary() if eval_set is not None else None,
-        "notes": notes,
-        "warnings": warnings,
+        "notes": parts["notes"],
+        "warnings": parts["warnings"],
         "compare": None,
     }
+
+
+def _finish(args, report: dict, reference) -> int:
+    """Compare, write the report (+ reference), print the table; the exit code."""
+    from . import compare as C
+    from .report import results_table, write_report
     regressions = 0
     if reference is not None:
         verdicts = C.compare(report, reference, args.tolerance, args.f1_tolerance, args.checked)
@@ -368,8 +398,6 @@ def _run(args, argv: List[str]) -> int:
     if args.write_reference:
         C.write_reference(report, args.write_reference)
         _log(args, f"edge-bench: reference written to {args.write_reference}")
-
-    from .report import results_table
     print("\n".join(results_table(report["results"])))
     if report["compare"]:
         for v in report["compare"]["rows"]:
@@ -377,11 +405,43 @@ def _run(args, argv: List[str]) -> int:
                 print(f"{v['verdict'].upper()}: {v['format']} {v['metric']}: reference {v['reference']:.4g} -> "
                       f"{v['current']:.4g} ({v['change']})")
     print(f"edge-bench: report in {files['md']} (json: {files['json']})")
-    failed = [r for r in ordered if r["status"] == "failed"]
+    failed = [r for r in report["results"] if r["status"] == "failed"]
     if failed:
         print(f"edge-bench: {len(failed)} artifact(s) failed: " + "; ".join(f"{r['key']}: {r['reason']}" for r in failed),
               file=sys.stderr)
     return EXIT_REGRESSION if regressions or failed else EXIT_OK
+
+
+def _run(args, argv: List[str]) -> int:
+    from ._progress import progress as _progress
+    from .latency import RunPolicy
+    from .machine import machine_info
+
+    bundle, reference = _load_inputs(args)
+    policy = RunPolicy(min_runs=args.min_runs, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+                       warmup_runs=args.warmup, warmup_min_seconds=args.warmup_seconds)
+    dev = _resolve_device(args)
+    pbar = (lambda it, **kw: _progress(it, disable=args.quiet, **kw))
+    targets = _targets(args, bundle, dev)
+    machine = machine_info()
+    warnings, notes = _machine_notes(args, machine)
+    eval_set = _eval_set(args, bundle, pbar, notes)
+    results, power, todo = _time_all(args, bundle, targets, dev, policy, eval_set, pbar, notes)
+    if hasattr(os, "getloadavg") and todo:
+        end = os.getloadavg()[0]
+        if end > 0.5 * (machine.get("cores") or 1):
+            notes.append(f"load average {end:.2f} on {machine.get('cores')} cores when the model timings ended: "
+                         f"other processes competed for the CPU (compare p50 rather than mean/p99)")
+    overhead = None
+    if args.overhead_check:
+        overhead = _overhead(bundle, dev["threads"])
+        _log(args, "edge-bench: harness overhead vs bare invoke(): " + (
+            f"{overhead['overhead']:+.2%} ({overhead['verdict']})" if "overhead" in overhead else overhead["reason"]))
+    e2e = _end_to_end(args, bundle, dev)
+    report = _report(args, argv, bundle, dev, policy, machine,
+                     {"results": results, "e2e": e2e, "power": power, "overhead": overhead,
+                      "eval_set": eval_set, "notes": notes, "warnings": warnings})
+    return _finish(args, report, reference)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,19 +6,18 @@ the whole clip (T encoder calls + 1 head call, what a clip costs without streami
 call per frame, one head call, and one streaming step (1 encoder + 1 head: the cost of a new
 prediction when the runner predicts every sampled frame).
 """
-from __future__ import annotations
-
 import os
 from typing import Callable, Optional
 
 import numpy as np
 
-from edge.backends import BackendOptions, BackendUnavailable, load_backend
+from edge.backends import BackendOptions, BackendUnavailable
 from edge.bundle import Bundle
-from edge.classifier import ClipClassifier
+from edge.evaluation import classifier_for
+from edge.select import Plan
 
 from .accuracy import EvalSet, evaluate
-from .latency import RunPolicy, random_input, time_calls, timed
+from .latency import RunPolicy, random_input, time_calls
 from .memory import RssProbe
 from .targets import Target
 
@@ -56,52 +55,51 @@ def _skip_or_fail(t: Target, e: BaseException) -> None:
         t.status, t.reason = "failed", f"{type(e).__name__}: {e}"
 
 
+def _time_streaming(clf, T: int, lo: float, hi: float, policy: RunPolicy, keep_samples: bool) -> dict:
+    """A streaming pair timed four ways: whole clip, one encoder call, one head call, one step."""
+    enc, head = clf.encoder, clf.head
+    enc_ms, head_ms = clf.load_ms["main"], clf.load_ms["head"]
+    frame = random_input(enc.input_shape, lo, hi)
+    clip_x = random_input((T,) + tuple(enc.input_shape[1:]), lo, hi, seed=1)
+    frame_t = time_calls(lambda: enc.infer(frame), policy, init_ms=enc_ms)   # first call timed first
+    feats = np.stack([clf.encode_frame(f) for f in clip_x])[None].astype(np.float32)
+    head_t = time_calls(lambda: head.infer(feats), policy, init_ms=head_ms)
+
+    def step():
+        enc.infer(frame)
+        head.infer(feats)
+    stream_t = time_calls(step, policy)
+    clip = time_calls(lambda: clf.predict(clip_x), policy, init_ms=enc_ms + head_ms)
+    return {"init_ms": enc_ms + head_ms, "clip": clip.to_dict(keep_samples),
+            "frame": frame_t.to_dict(), "head": head_t.to_dict(), "streaming": stream_t.to_dict(),
+            "streaming_speedup": clip.steady.p50_ms / stream_t.steady.p50_ms
+            if stream_t.steady.p50_ms > 0 else None}
+
+
 def measure_target(bundle: Bundle, t: Target, policy: RunPolicy, threads: int,
                    eval_set: Optional[EvalSet] = None, device_option: Optional[str] = None,
                    progress: Optional[Callable] = None, keep_samples: bool = True) -> dict:
     """Measure ``t`` (status pending) and return its report entry; sets ``t.status``."""
     opts = BackendOptions(threads=threads, device=device_option, **t.options)
-    head_opts = BackendOptions(threads=threads)
     lo, hi = _input_range(bundle)
     T = bundle.input.frames
     latency = accuracy = runtime = memory = None
-    backends = []
+    clf = None
     try:
         probe = RssProbe().start()
+        main = t.artifacts.get("full") or t.artifacts["encoder"]
+        plan = Plan(t.backend, main, t.artifacts.get("head"), t.head_backend)
+        clf = classifier_for(bundle, plan, opts)     # the factory edge-run and edge-eval use
+        probe.mark_init()
         if not t.streaming:
-            art = t.artifacts["full"]
-            be, init_ms = timed(lambda: load_backend(bundle.path(art), t.backend, opts))
-            backends.append(be)
-            probe.mark_init()
-            clf = ClipClassifier(full=be)
+            be, init_ms = clf.full, clf.load_ms["main"]
             x = random_input(be.input_shape, lo, hi)
             clip = time_calls(lambda: be.infer(x), policy, init_ms=init_ms)
             latency = {"init_ms": init_ms, "clip": clip.to_dict(keep_samples)}
             runtime = _runtime(be)
         else:
-            enc_art, head_art = t.artifacts["encoder"], t.artifacts["head"]
-            enc, enc_ms = timed(lambda: load_backend(bundle.path(enc_art), t.backend, opts))
-            backends.append(enc)
-            head, head_ms = timed(lambda: load_backend(bundle.path(head_art), t.head_backend, head_opts))
-            backends.append(head)
-            probe.mark_init()
-            clf = ClipClassifier(encoder=enc, head=head)
-            frame = random_input(enc.input_shape, lo, hi)
-            clip_x = random_input((T,) + tuple(enc.input_shape[1:]), lo, hi, seed=1)
-            frame_t = time_calls(lambda: enc.infer(frame), policy, init_ms=enc_ms)   # first call timed first
-            feats = np.stack([clf.encode_frame(f) for f in clip_x])[None].astype(np.float32)
-            head_t = time_calls(lambda: head.infer(feats), policy, init_ms=head_ms)
-
-            def step():
-                enc.infer(frame)
-                head.infer(feats)
-            stream_t = time_calls(step, policy)
-            clip = time_calls(lambda: clf.predict(clip_x), policy, init_ms=enc_ms + head_ms)
-            latency = {"init_ms": enc_ms + head_ms, "clip": clip.to_dict(keep_samples),
-                       "frame": frame_t.to_dict(), "head": head_t.to_dict(), "streaming": stream_t.to_dict(),
-                       "streaming_speedup": clip.steady.p50_ms / stream_t.steady.p50_ms
-                       if stream_t.steady.p50_ms > 0 else None}
-            runtime = {"encoder": _runtime(enc), "head": _runtime(head)}
+            latency = _time_streaming(clf, T, lo, hi, policy, keep_samples)
+            runtime = {"encoder": _runtime(clf.encoder), "head": _runtime(clf.head)}
         probe.mark_runs()
         memory = probe.to_dict()
         t.status, t.reason = "ok", ""
@@ -113,9 +111,9 @@ def measure_target(bundle: Bundle, t: Target, policy: RunPolicy, threads: int,
     except Exception as e:  # one bad artifact must not stop the others: it is reported instead
         _skip_or_fail(t, e)
     finally:
-        for be in backends:
+        if clf is not None:
             try:
-                be.close()
+                clf.close()
             except Exception:
                 pass
     main = t.artifacts.get("full") or t.artifacts.get("encoder") or t.artifacts.get("head")

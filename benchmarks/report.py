@@ -6,7 +6,6 @@ subset of JSON Schema the report schema uses otherwise (devices: no extra depend
 that does not match ``benchmarks/schema/report.schema.json`` is never written anywhere.
 matplotlib is imported only to draw plots; without it plots are skipped with a note.
 """
-from __future__ import annotations
 
 import json
 import math
@@ -222,7 +221,8 @@ def e2e_lines(e: dict) -> List[str]:
     return out
 
 
-def render_markdown(report: dict, plots: Optional[Dict[str, str]] = None) -> str:
+def _md_header(report: dict) -> List[str]:
+    """Title, bundle, machine, runtimes, timing policy, warnings."""
     b, m, s, d = report["bundle"], report["machine"], report["settings"], report["device"]
     pol = s["policy"]
     L = [f"# edge-bench: {b['name']} ({b['model']}) on {d['resolved']}"
@@ -239,6 +239,12 @@ def render_markdown(report: dict, plots: Optional[Dict[str, str]] = None) -> str
         L.append(f"> ⚠ {w}")
     if report["warnings"]:
         L.append("")
+    return L
+
+
+def _md_models(report: dict) -> List[str]:
+    """The models table, streaming speedups, data, notes and skipped rows."""
+    L: List[str] = []
     L += ["## Models", ""] + results_table(report["results"]) + [""]
     L += ["ms/clip: one whole clip (T frames) through the artifact(s), batch 1. For encoder+head rows that is "
           "T encoder calls + 1 head call; ms/frame is one encoder call and *stream ms/pred* the streaming cost of "
@@ -264,6 +270,12 @@ def render_markdown(report: dict, plots: Optional[Dict[str, str]] = None) -> str
         L += [f"- `{r['key']}`" + ("" if r["parts"] != "full" or ":" in r["key"] else " (full)")
               + f" **{r['status']}**: {r['reason']}" for r in skipped]
         L.append("")
+    return L
+
+
+def _md_latency(report: dict) -> List[str]:
+    """Per-part latency detail of every timed row."""
+    L: List[str] = []
     L += ["## Latency detail", ""]
     if any(r.get("latency") for r in report["results"]):
         L += ["| Format | Part | init (ms) | first (ms) | count | min | mean | std | p50 | p90 | p95 | p99 |",
@@ -283,7 +295,12 @@ def render_markdown(report: dict, plots: Optional[Dict[str, str]] = None) -> str
                      f"{_ms(st['min_ms'])} | {_ms(st['mean_ms'])} | {_ms(st['std_ms'])} | {_ms(st['p50_ms'])} | "
                      f"{_ms(st['p90_ms'])} | {_ms(st['p95_ms'])} | {_ms(st['p99_ms'])} |")
     L.append("")
-    L += ["## End-to-end (live source)", ""] + e2e_lines(report["end_to_end"]) + [""]
+    return L
+
+
+def _md_overhead(report: dict) -> List[str]:
+    """The harness-overhead honesty check, when it ran."""
+    L: List[str] = []
     o = report.get("overhead")
     if o:
         L += ["## Harness overhead (honesty check)", ""]
@@ -299,6 +316,13 @@ def render_markdown(report: dict, plots: Optional[Dict[str, str]] = None) -> str
                   f"| overhead | {r['p10']:+.2%} | {r['p25']:+.2%} | {r['p50']:+.2%} | {o['overhead_of_means']:+.2%} |", "",
                   f"Verdict on {o['statistic']} (calls no other process interrupted): **{o['overhead']:+.2%}**, limit "
                   f"{o['limit']:.0%}: **{o['verdict']}**.", ""]
+    return L
+
+
+def _md_memory(report: dict) -> List[str]:
+    """Peak RSS, per-row memory deltas, tegrastats power."""
+    L: List[str] = []
+    d = report["device"]
     mem = report["memory"]
     L += ["## Memory and power", "", f"- peak RSS of edge-bench: {_f(mem.get('peak_rss_mb'), 1)} MB ({mem['source']})"]
     for r in report["results"]:
@@ -313,6 +337,12 @@ def render_markdown(report: dict, plots: Optional[Dict[str, str]] = None) -> str
     elif d["resolved"] == "jetson":
         L.append("- tegrastats not found: no power/temperature numbers")
     L.append("")
+    return L
+
+
+def _md_compare(report: dict) -> List[str]:
+    """Verdicts against a reference CSV."""
+    L: List[str] = []
     if report.get("compare"):
         c = report["compare"]
         L += [f"## Compared with `{c['reference']}` (tolerance {c['tolerance']:.0%}, F1 {c['f1_tolerance']:.3f}; "
@@ -322,6 +352,13 @@ def render_markdown(report: dict, plots: Optional[Dict[str, str]] = None) -> str
             L.append(f"| `{row['format']}` | {row['metric']} | {_f(row.get('reference'), 3)} | {_f(row.get('current'), 3)} | "
                      f"{row.get('change', '')} | {row['verdict']} |")
         L += ["", f"**{c['regressions']} regression(s)**" if c["regressions"] else "No regressions.", ""]
+    return L
+
+
+def render_markdown(report: dict, plots: Optional[Dict[str, str]] = None) -> str:
+    L = _md_header(report) + _md_models(report) + _md_latency(report)
+    L += ["## End-to-end (live source)", ""] + e2e_lines(report["end_to_end"]) + [""]
+    L += _md_overhead(report) + _md_memory(report) + _md_compare(report)
     if plots and (plots.get("latency") or plots.get("size_f1")):
         L += ["## Plots", ""]
         if plots.get("latency"):

@@ -5,38 +5,16 @@ pair for streaming bundles (``lrcn-edge``: the encoder runs once per frame, the 
 prediction). Every artifact of the bundle ends up in a row: timed, or skipped with the reason
 (wrong device, runtime missing, not produced by the host, filtered out). Nothing is dropped.
 
-Device -> formats timed here:
-  cpu    -> tflite (float32, float16, dynamic, int8) and onnx on the CPU
-  coral  -> edgetpu artifacts (Edge TPU; the head of a streaming bundle runs on the CPU)
-  jetson -> tensorrt engines, and onnx through ONNX Runtime's CUDA provider
+Which device times which format, which backend runs it, which head goes with an encoder and why
+something is skipped all come from ``edge.catalog`` and ``edge.select.pair_head``: the rows edge-bench
+times for a device config include exactly the artifacts ``edge-run`` runs with it (``edge.select.plan``).
 """
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from edge import catalog as C
 from edge.bundle import Artifact, Bundle
-
-DEVICE_FORMATS = {
-    "cpu": ("tflite", "onnx"),
-    "coral": ("edgetpu",),
-    "jetson": ("tensorrt", "onnx"),
-}
-BACKEND_FOR = {  # (device, format) -> edge.backends registry name
-    ("cpu", "tflite"): "tflite", ("cpu", "onnx"): "onnxruntime",
-    ("coral", "edgetpu"): "edgetpu",
-    ("jetson", "tensorrt"): "tensorrt", ("jetson", "onnx"): "onnxruntime",
-}
-FORMAT_DEVICE_HINT = {
-    "edgetpu": "an Edge TPU artifact: run `edge-bench --device coral` on a machine with a Coral "
-               "(libedgetpu1-std from Coral's apt repository)",
-    "tensorrt": "a TensorRT engine: run `edge-bench --device jetson` on the Jetson it was built for",
-    "keras": "a Keras model: host-only (needs TensorFlow); edge-bench times deployable formats "
-             "(use `edge-eval` for Keras accuracy)",
-    "tflite": "a CPU TFLite model: run with `--device cpu` to time it on this machine's CPU",
-    "onnx": "an ONNX model: timed with `--device cpu` (ONNX Runtime CPU) or `--device jetson` (CUDA)",
-}
-PRECISION_ORDER = ("float32", "float16", "dynamic", "int8")
+from edge.select import pair_head
 
 
 @dataclass
@@ -81,59 +59,48 @@ def selected(key: str, fmt: str, precision: str, selectors: Optional[Sequence[st
     return False
 
 
-def _pick_head(bundle: Bundle, enc: Artifact, head_format: str) -> Optional[Artifact]:
-    heads = [a for a in bundle.artifacts if a.part == "head" and a.status == "ok" and a.format == head_format]
-    if not heads:
-        return None
-    same = [a for a in heads if a.precision == enc.precision]
-    if same:
-        return same[0]
-    return sorted(heads, key=lambda a: PRECISION_ORDER.index(a.precision)
-                  if a.precision in PRECISION_ORDER else 99)[0]
+def _row(bundle: Bundle, a: Artifact, device: str, head_backend: str, formats) -> Target:
+    """The row of one full/encoder artifact: pending (backend set, head paired) or skipped with why."""
+    parts = C.pairing_of(a.part)
+    t = Target(key=target_key(a.format, a.precision, parts), format=a.format, precision=a.precision,
+               parts=parts, artifacts={a.part: a})
+    head, hb = None, None
+    backend = C.backend_on(device, a.format)
+    if a.part == "encoder" and backend is not None:
+        head, hb, _ = pair_head(bundle, a, C.head_backend_for(backend, head_backend), device)
+        if head is not None:
+            t.artifacts["head"] = head
+    if a.status != "ok":
+        t.status, t.reason = "skipped", f"artifact status {a.status!r} in bundle.json" + (f": {a.notes}" if a.notes else "")
+    elif backend is None or not C.runs_on(a.devices, device):
+        t.status, t.reason = "skipped", C.why_not_on(a.format, device)
+    elif not selected(t.key, a.format, a.precision, formats, parts):
+        t.status, t.reason = "skipped", f"not selected by --formats {' '.join(formats or [])}"
+    elif a.part == "encoder" and head is None:
+        t.status, t.reason = "skipped", "no head artifact a CPU backend runs to pair with this encoder"
+    else:
+        t.backend, t.head_backend = backend, hb
+    return t
 
 
-def plan_targets(bundle: Bundle, device: str, formats: Optional[Sequence[str]] = None) -> List[Target]:
+def plan_targets(bundle: Bundle, device: str, formats: Optional[Sequence[str]] = None,
+                 head_backend: Optional[str] = None) -> List[Target]:
     """Rows for every artifact of ``bundle`` on ``device``; pending ones are to be timed, skipped
-    ones carry a reason. Order: bundle order of the full/encoder artifacts, then skipped entries
-    the host recorded (``bundle.skipped``)."""
-    if device not in DEVICE_FORMATS:
-        raise ValueError(f"device must be one of {sorted(DEVICE_FORMATS)}, got {device!r}")
-    runnable = DEVICE_FORMATS[device]
-    rows: List[Target] = []
-    used_heads = set()
-    for a in bundle.artifacts:
-        if a.part == "head":
-            continue
-        parts = "full" if a.part == "full" else "encoder+head"
-        t = Target(key=target_key(a.format, a.precision, parts), format=a.format, precision=a.precision,
-                   parts=parts, artifacts={a.part: a})
-        if a.part == "encoder":
-            head_format = "tflite" if a.format == "edgetpu" else a.format
-            head = _pick_head(bundle, a, head_format)
-            if head is not None:
-                t.artifacts["head"] = head
-                used_heads.add(head.name)
-        rows.append(t)
-        if a.status != "ok":
-            t.status, t.reason = "skipped", f"artifact status {a.status!r} in bundle.json" + (f": {a.notes}" if a.notes else "")
-        elif a.format not in runnable:
-            t.status, t.reason = "skipped", f"not for --device {device}: " + FORMAT_DEVICE_HINT.get(a.format, a.format)
-        elif not selected(t.key, a.format, a.precision, formats, parts):
-            t.status, t.reason = "skipped", f"not selected by --formats {' '.join(formats or [])}"
-        elif a.part == "encoder" and "head" not in t.artifacts:
-            t.status, t.reason = "skipped", f"no {a.format if a.format != 'edgetpu' else 'tflite'} head artifact to pair with this encoder"
-        else:
-            t.backend = BACKEND_FOR[(device, a.format)]
-            if t.streaming:
-                hf = t.artifacts["head"].format
-                t.head_backend = "tflite" if hf == "tflite" else BACKEND_FOR.get((device, hf), "tflite")
-    if device == "jetson":
-        rows += _tensorrt_from_onnx(bundle, rows, formats)
+    ones carry a reason. ``head_backend``: where streaming heads run (default: the device's, from
+    the catalog; a device config's ``head_backend`` when given). Order: bundle order of the
+    full/encoder artifacts, rows the device builds itself (TensorRT from ONNX), unused heads, then
+    skipped entries the host recorded (``bundle.skipped``)."""
+    if device not in C.DEVICE:
+        raise ValueError(f"device must be one of {sorted(C.DEVICE)}, got {device!r}")
+    head_backend = head_backend or C.DEVICE[device].head_backend
+    rows = [_row(bundle, a, device, head_backend, formats) for a in bundle.artifacts if a.part in C.RUN_PARTS]
+    rows += _built_on_device(bundle, device, head_backend, formats)
+    used_heads = {t.artifacts["head"].name for t in rows if "head" in t.artifacts and t.status == "pending"}
     for a in bundle.artifacts:
         if a.part == "head" and a.name not in used_heads:
             rows.append(Target(key=target_key(a.format, a.precision, "head"), format=a.format, precision=a.precision,
                                parts="head", artifacts={"head": a}, status="skipped",
-                               reason="a temporal head is timed with its encoder; no encoder of this format in the bundle"))
+                               reason="a temporal head is timed with its encoder; no encoder timed here pairs with it"))
     for s in bundle.skipped:
         fmt = str(s.get("format", "?"))
         prec = str(s.get("precision", "") or ("int8" if fmt == "edgetpu" else "-"))
@@ -150,28 +117,29 @@ def plan_targets(bundle: Bundle, device: str, formats: Optional[Sequence[str]] =
     return rows
 
 
-def _tensorrt_from_onnx(bundle: Bundle, rows: List[Target], formats) -> List[Target]:
-    """On a Jetson, TensorRT engines are usually built on the device from the bundle's ONNX (edge-run
-    does the same: its tensorrt backend accepts .onnx and caches the engine). One fp16 row per ONNX
-    full model / encoder that has no shipped engine of the same part."""
+def _built_on_device(bundle: Bundle, device: str, head_backend: str, formats) -> List[Target]:
+    """Engines the device builds itself from a source format (catalog ``builds_from``: on a Jetson,
+    TensorRT from the bundle's ONNX; edge-run does the same and caches the engine). One fp16 row per
+    source full model / encoder that has no shipped artifact of the backend's own format and part."""
     out = []
-    shipped = {a.part for a in bundle.artifacts if a.format == "tensorrt" and a.status == "ok"}
-    for a in bundle.artifacts:
-        if a.format != "onnx" or a.status != "ok" or a.part == "head" or a.part in shipped:
-            continue
-        parts = "full" if a.part == "full" else "encoder+head"
-        t = Target(key=target_key("tensorrt", "float16", parts), format="tensorrt", precision="float16",
-                   parts=parts, artifacts={a.part: a}, backend="tensorrt", options={"precision": "fp16"},
-                   note=f"engine built on this device from {a.file} (fp16, cached next to the bundle); "
-                        f"init_ms includes the build unless the engine was cached")
-        if a.part == "encoder":
-            head = _pick_head(bundle, a, "tflite") or _pick_head(bundle, a, "onnx")
-            if head is None:
-                t.status, t.reason = "skipped", "no head artifact to pair with this encoder"
-            else:
-                t.artifacts["head"] = head
-                t.head_backend = "tflite" if head.format == "tflite" else "onnxruntime"
-        if t.status == "pending" and not selected(t.key, "tensorrt", "float16", formats, parts):
-            t.status, t.reason = "skipped", f"not selected by --formats {' '.join(formats or [])}"
-        out.append(t)
+    for backend, src in C.built_on_device(device):
+        own = C.native_format(backend)
+        shipped = {a.part for a in bundle.artifacts if a.format == own and a.status == "ok"}
+        for a in bundle.artifacts:
+            if a.format != src or a.status != "ok" or a.part not in C.RUN_PARTS or a.part in shipped:
+                continue
+            parts = C.pairing_of(a.part)
+            t = Target(key=target_key(own, "float16", parts), format=own, precision="float16",
+                       parts=parts, artifacts={a.part: a}, backend=backend, options={"precision": "fp16"},
+                       note=f"engine built on this device from {a.file} (fp16, cached next to the bundle); "
+                            f"init_ms includes the build unless the engine was cached")
+            if a.part == "encoder":
+                head, hb, _ = pair_head(bundle, a, C.head_backend_for(backend, head_backend), device)
+                if head is None:
+                    t.status, t.reason = "skipped", "no head artifact to pair with this encoder"
+                else:
+                    t.artifacts["head"], t.head_backend = head, hb
+            if t.status == "pending" and not selected(t.key, own, "float16", formats, parts):
+                t.status, t.reason = "skipped", f"not selected by --formats {' '.join(formats or [])}"
+            out.append(t)
     return out

@@ -34,14 +34,13 @@ bundle.json (schema_version 1)::
       "producer": {"tool": "edge-quantize", "versions": {...}, "run_dir": "..."}
     }
 """
-from __future__ import annotations
-
 import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+from . import catalog
 from .preprocess import InputSpec
 from .sampling import TemporalSampling
 
@@ -49,11 +48,12 @@ SCHEMA_VERSION = 1
 BUNDLE_FILE = "bundle.json"
 LABELS_FILE = "labels.txt"
 
-FORMATS = ("keras", "tflite", "edgetpu", "onnx", "tensorrt")
-PRECISIONS = ("float32", "float16", "dynamic", "int8")
-PARTS = ("full", "encoder", "head")
-DEVICES = ("cpu", "coral", "jetson")
-STATUSES = ("ok", "failed", "not-run")
+# legal values: the catalog's
+FORMATS = catalog.FORMAT_NAMES
+PRECISIONS = catalog.PRECISIONS
+PARTS = catalog.PARTS
+DEVICES = catalog.DEVICE_NAMES
+STATUSES = catalog.STATUSES
 
 
 class BundleError(ValueError):
@@ -162,13 +162,18 @@ class Bundle:
         return os.path.join(directory, BUNDLE_FILE)
 
 
-def file_digest(path: str) -> Dict[str, Any]:
-    """size_bytes and sha256 of an artifact file."""
+def file_sha256(path: str) -> str:
+    """sha256 hex digest of a file, read in 1 MiB chunks (the project's one file hasher)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return {"size_bytes": os.path.getsize(path), "sha256": h.hexdigest()}
+    return h.hexdigest()
+
+
+def file_digest(path: str) -> Dict[str, Any]:
+    """size_bytes and sha256 of an artifact file."""
+    return {"size_bytes": os.path.getsize(path), "sha256": file_sha256(path)}
 
 
 # -- validation (no jsonschema dependency on the device) ------------------------------------------

@@ -4,15 +4,14 @@
 and a ``head`` (T feature vectors -> class scores). Streaming runs the encoder once per sampled frame
 and keeps features; a prediction then costs one head call. ``predict(clip)`` on such a pair encodes
 every frame and runs the head, which is what full-clip evaluation of the split model means.
-"""
-from __future__ import annotations
 
-from typing import List, Optional
+Built from a plan by ``edge.evaluation.classifier_for`` (the one factory).
+"""
+from typing import Dict, Optional
 
 import numpy as np
 
-from .backends import Backend, BackendOptions, load_backend
-from .bundle import Artifact, Bundle, BundleError
+from .backends import Backend
 
 
 class ClipClassifier:
@@ -23,30 +22,7 @@ class ClipClassifier:
         if full is None and (encoder is None or head is None):
             raise ValueError("ClipClassifier needs a full-clip model, or both an encoder and a head")
         self.full, self.encoder, self.head = full, encoder, head
-
-    # construction -------------------------------------------------------------------------------
-    @classmethod
-    def from_files(cls, full: Optional[str] = None, encoder: Optional[str] = None,
-                   head: Optional[str] = None, options: Optional[BackendOptions] = None,
-                   encoder_backend: Optional[str] = None, backend: Optional[str] = None) -> "ClipClassifier":
-        return cls(
-            full=load_backend(full, backend, options) if full else None,
-            encoder=load_backend(encoder, encoder_backend or backend, options) if encoder else None,
-            head=load_backend(head, None, BackendOptions(threads=options.threads if options else None))
-            if head else None,
-        )
-
-    @classmethod
-    def from_artifacts(cls, bundle: Bundle, artifacts: List[Artifact],
-                       options: Optional[BackendOptions] = None, backend: Optional[str] = None) -> "ClipClassifier":
-        """``artifacts``: one ``full`` artifact, or an ``encoder`` and a ``head``."""
-        by_part = {a.part: a for a in artifacts}
-        if "full" in by_part:
-            return cls.from_files(full=bundle.path(by_part["full"]), options=options, backend=backend)
-        if "encoder" in by_part and "head" in by_part:
-            return cls.from_files(encoder=bundle.path(by_part["encoder"]), head=bundle.path(by_part["head"]),
-                                  options=options, encoder_backend=backend)
-        raise BundleError(f"{bundle.root}: need a full artifact or an encoder+head pair, got {sorted(by_part)}")
+        self.load_ms = {}  # type: Dict[str, float]   (set by the factory: ms to open each part)
 
     # inference ----------------------------------------------------------------------------------
     @property

@@ -9,6 +9,7 @@ import logging
 import sys
 from typing import List, Optional
 
+from . import catalog
 from .sinks import OUTPUT_HELP
 from .sources.uri import URI_HELP
 
@@ -58,12 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", "-m", help="bundle directory (edge-quantize) or a .tflite/.onnx/.engine file "
                                           "(default: $EDGE_MODEL)")
     g.add_argument("--labels", help="class names file for a bare model file (default: labels.txt next to it)")
-    g.add_argument("--device", default="auto", choices=("auto", "cpu", "coral", "jetson"),
+    g.add_argument("--device", default="auto", choices=("auto",) + catalog.DEVICE_NAMES,
                    help="target device (default: auto-detect)")
     g.add_argument("--config", help="device config name (x86-cpu, coral-usb, ...) or path to a .yaml")
-    g.add_argument("--backend", choices=("tflite", "edgetpu", "onnxruntime", "tensorrt"),
+    g.add_argument("--backend", choices=catalog.BACKEND_NAMES,
                    help="override the config's backend")
-    g.add_argument("--precision", choices=("int8", "float32", "float16", "dynamic"),
+    g.add_argument("--precision", choices=catalog.precision_preference(),
                    help="preferred artifact precision (default from the config)")
     g.add_argument("--threads", type=int, help="CPU threads for tflite/onnxruntime (default from the config)")
     g.add_argument("--list-devices", action="store_true", help="show device configs and detection, then exit")

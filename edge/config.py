@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List
 
+from . import catalog
 from .detect import parse_edgetpu_device
 
-DEVICES = ("cpu", "coral", "jetson")
-BACKENDS = ("tflite", "edgetpu", "tensorrt", "onnxruntime")
-PRECISIONS = ("float32", "float16", "dynamic", "int8")
+DEVICES = catalog.DEVICE_NAMES
+BACKENDS = catalog.BACKEND_NAMES
+PRECISIONS = catalog.PRECISIONS
 TRT_PRECISIONS = ("fp32", "fp16", "int8")
 SOURCE_KINDS = ("v4l2", "csi", "rtsp", "file", "test")
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "device_configs"

@@ -4,8 +4,6 @@ A frame arrives as HxWx3 uint8 (RGB from GStreamer, BGR from OpenCV), is resized
 HxW and scaled to float32 in [0, 1] (the paper's ``frame / 255``). Quantized backends convert that
 float input to their integer type once, at the backend boundary (see ``edge.quant``).
 """
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -80,8 +78,3 @@ def normalize(frames_uint8: np.ndarray, spec: InputSpec = InputSpec()) -> np.nda
     if spec.offset:
         out += np.float32(spec.offset)
     return out
-
-
-def preprocess_frame(frame: np.ndarray, spec: InputSpec = InputSpec(), bgr: bool = False) -> np.ndarray:
-    """One camera/video frame (HxWx3 uint8) -> model-ready float32 (H', W', 3)."""
-    return normalize(resize_rgb(frame, spec.size, bgr=bgr), spec)

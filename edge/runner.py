@@ -31,13 +31,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Tuple
 
-from . import __version__
+from . import __version__, evaluation
 from .backends import BackendOptions, BackendUnavailable
 from .bundle import Bundle, BundleError, load as load_bundle
 from .classifier import ClipClassifier
 from .config import ConfigError, DeviceConfig, builtin, load_config
 from .detect import config_for_device
-from .preprocess import normalize
 from .records import FilePrediction, PredictionRecord, RunSummary
 from .select import (ModelError, Selection, bundle_from_model_file, check_model, infer_spec,
                      load_classifier, select_artifacts)
@@ -177,14 +176,9 @@ def output_uris(opts: RunOptions, live: bool) -> List[str]:
 
 
 def predict_file(classifier: ClipClassifier, bundle: Bundle, path: str) -> FilePrediction:
-    """The answer edge-eval gives for one file: the bundle's T frames evenly over the whole video
-    (``edge.video.read_clip``, the training sampling; a shorter video is padded with its last frame),
-    the bundle's preprocessing, one ``predict``. (The one call to swap for ``edge.evaluation``.)"""
-    from .video import read_clip
-
-    spec = bundle.input
-    clip = read_clip(path, n_frames=spec.frames, size=spec.size, short_policy="pad", as_uint8=True)
-    return FilePrediction.from_scores(classifier.predict(normalize(clip.frames, spec)), bundle.labels)
+    """The answer edge-eval gives for one file (``edge.evaluation.predict_file``: the bundle's T frames
+    evenly over the whole video, the training sampling and preprocessing), as the summary's record."""
+    return FilePrediction.from_scores(evaluation.predict_file(classifier, bundle, path).scores, bundle.labels)
 
 
 def call_with_deadline(fn: Callable[[], None], seconds: float, what: str) -> bool:

@@ -17,12 +17,12 @@ through ``edge.backends.tensorrt``) and the host/Jetson builder (``quantize/tens
 
 Python 3.6 compatible (JetPack 4.6); ``tensorrt`` is imported only inside the functions that build.
 """
-import hashlib
 import logging
 import os
 import re
 from typing import Callable, Dict, List, Optional, Tuple
 
+from .bundle import file_sha256
 from .trt_cuda import GpuInfo
 
 log = logging.getLogger(__name__)
@@ -36,13 +36,7 @@ ENGINE_RE = re.compile(r"^(?P<stem>.+)-(?P<sha>[0-9a-f]{12})-trt(?P<trt>[0-9a-z]
 
 
 # ---- cache key ----------------------------------------------------------------------------------
-def sha256_file(path):
-    # type: (str) -> str
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_file = file_sha256  # the project's one file hasher (edge.bundle)
 
 
 def sha256_prefix(path, n=12):

@@ -11,8 +11,10 @@ Modules, one job each:
 * ``edgetpu_analyzer`` op-by-op Edge TPU compatibility from the flatbuffer (no TF needed)
 * ``edgetpu_compiler`` run edgetpu_compiler when present, parse its log
 * ``tensorrt``         TensorRT engine builder for the Jetson (cache key, INT8 calibrator, trtexec)
-* ``formats``          the one table of export formats
-* ``bundle_writer``    the pipeline that writes the bundle through ``edge.bundle``
+* ``formats``          one ``export_<fmt>`` per export row of ``edge.catalog``
+* ``parts``            a model's deployable parts (whole clip | encoder + head), chosen by the registry
+* ``steps``            the pipeline as small steps over one ``Job`` (prune, export, verify, QAT, int8, ...)
+* ``bundle_writer``    runs the steps, scores through ``edge.evaluation``, writes ``bundle.json``
 * ``table``            the summary table; ``cli``: ``edge-quantize``
 
 Nothing here is imported by ``edge/``; TensorFlow is imported inside functions only.

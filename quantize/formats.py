@@ -1,14 +1,18 @@
-"""The export formats, in ONE table (name, file suffix, precision, bundle format, host requirement,
-devices), with one ``export_<fmt>`` function each.
+"""The export functions of ``edge-quantize``, attached to the catalog's export rows.
 
-``edge-quantize --formats`` takes names from ``FORMATS``. Devices say where an artifact is meant to
-run: ``cpu`` (any host/board with a TFLite or ONNX runtime), ``coral`` (Edge TPU: int8 and mappable,
-best compiled), ``jetson`` (ONNX Runtime CUDA / TensorRT).
+What each export is (bundle format, precision, file ending, devices, what it needs first) is decided
+once in ``edge.catalog.EXPORTS``; this module only attaches one ``export_<fmt>`` function to each
+row (``EXPORTERS``) and builds ``FORMATS`` from both. ``edge-quantize --formats`` takes their names.
+Devices say where an artifact is meant to run: ``cpu`` (any host/board with a TFLite or ONNX
+runtime), ``coral`` (Edge TPU: int8 and mappable, best compiled), ``jetson`` (ONNX Runtime CUDA /
+TensorRT).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
+
+from edge import catalog as C
 
 from . import tflite_export
 
@@ -21,8 +25,9 @@ class ExportFormat:
     bundle_format: str        # bundle format: keras | tflite | edgetpu | onnx | tensorrt
     requires: str             # what the host needs to produce it
     devices: Tuple[str, ...]  # where the artifact runs
-    export: Optional[Callable]  # export_<fmt>(model, path, **kw) -> path (None: built elsewhere)
+    export: Callable          # export_<fmt>(...) (see each function for its inputs)
     note: str = ""
+    needs: Optional[str] = None   # the export whose output it starts from (edgetpu <- tflite-int8)
 
 
 def export_keras(model, path: str, **_) -> str:
@@ -64,24 +69,21 @@ def export_tensorrt(onnx_path: str, cache_dir: str, precision: str = "fp16", cal
     return build_engine(onnx_path, cache_dir, precision, calibration)
 
 
-FORMATS: Dict[str, ExportFormat] = {f.name: f for f in [
-    ExportFormat("keras", ".keras", "float32", "keras", "tf_keras", ("cpu",), export_keras,
-                 "the (pruned) float Keras model; host-side reference, not for devices"),
-    ExportFormat("tflite-fp32", "_fp32.tflite", "float32", "tflite", "tensorflow", ("cpu",), export_tflite_fp32),
-    ExportFormat("tflite-fp16", "_fp16.tflite", "float16", "tflite", "tensorflow", ("cpu",), export_tflite_fp16,
-                 "float16 weights, float compute on CPU (half the size of fp32)"),
-    ExportFormat("tflite-dynamic", "_dynamic.tflite", "dynamic", "tflite", "tensorflow", ("cpu",),
-                 export_tflite_dynamic, "int8 weights, float activations"),
-    ExportFormat("tflite-int8", "_int8.tflite", "int8", "tflite", "tensorflow + representative clips",
-                 ("cpu", "coral"), export_tflite_int8,
-                 "full integer; coral only when the Edge TPU analysis says mappable"),
-    ExportFormat("edgetpu", "_int8_edgetpu.tflite", "int8", "edgetpu",
-                 "edgetpu_compiler (x86-64 Linux, Coral apt repo)", ("coral",), export_edgetpu),
-    ExportFormat("onnx", ".onnx", "float32", "onnx", "tf2onnx", ("cpu", "jetson"), export_onnx),
-    ExportFormat("tensorrt", ".engine", "float16", "tensorrt", "tensorrt + NVIDIA GPU (build on the Jetson)",
-                 ("jetson",), export_tensorrt, "engines are device-specific: built on the target"),
-]}
-DEFAULT_FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "edgetpu", "onnx", "tensorrt")
+EXPORTERS: Dict[str, Callable] = {
+    "keras": export_keras,
+    "tflite-fp32": export_tflite_fp32,
+    "tflite-fp16": export_tflite_fp16,
+    "tflite-dynamic": export_tflite_dynamic,
+    "tflite-int8": export_tflite_int8,
+    "edgetpu": export_edgetpu,
+    "onnx": export_onnx,
+    "tensorrt": export_tensorrt,
+}
+FORMATS: Dict[str, ExportFormat] = {
+    e.name: ExportFormat(e.name, e.suffix, e.precision, e.format, C.FORMAT[e.format].host_requires, e.devices,
+                         EXPORTERS[e.name], e.note, e.needs)
+    for e in C.EXPORTS}
+DEFAULT_FORMATS = tuple(n for n in FORMATS if n != "keras")
 
 
 def parse_formats(text: str) -> List[str]:

@@ -175,9 +175,9 @@ def io_quantization(path: str) -> dict:
 
 def run_tflite(path: str, inputs: Sequence[np.ndarray]) -> np.ndarray:
     """Run a .tflite on each input (batch 1 each) through edge.backends (no TF): stacked float outputs."""
-    from .verify import StatelessTFLiteBackend
+    from edge.backends.tflite import TFLiteBackend   # resets LSTM state before every call
 
-    b = StatelessTFLiteBackend(path)
+    b = TFLiteBackend(path)
     try:
         return np.stack([b.infer(np.asarray(x)[None] if np.asarray(x).ndim == len(b.input_shape) - 1 else x)
                          .reshape(-1) for x in inputs])

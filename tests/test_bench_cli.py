@@ -82,6 +82,9 @@ def test_report_json_validates_and_covers_every_artifact(cpu_run, tiny_bundle):
             # one streaming prediction (1 encoder + 1 head call) must cost less than a whole clip (6 + 1)
             assert lat["frame"]["steady"]["count"] >= 5 and lat["head"]["steady"]["count"] >= 5
             assert lat["streaming_speedup"] > 1.0
+    # a CPU runtime runs its own head (what edge-run --backend onnxruntime pairs)
+    assert [a["name"] for a in by["onnx-float32:encoder+head"]["artifacts"]][1] == "head-float32-onnx" and \
+        by["onnx-float32:encoder+head"]["head_backend"] == "onnxruntime"
     tpu = by["edgetpu-int8:encoder+head"]
     assert tpu["status"] == "skipped" and "--device coral" in tpu["reason"] and tpu["latency"] is None
     host_skip = [r for r in report["results"] if "not produced by edge-quantize" in r["reason"]]
@@ -284,9 +287,10 @@ def test_accuracy_scores_each_clip_independently_of_lstm_state(tiny_bundle):
     import numpy as np
 
     from edge.bundle import load
-    from edge.classifier import ClipClassifier
+    from edge.evaluation import classifier_for
+    from edge.select import Plan
     b = load(tiny_bundle)
-    clf = ClipClassifier.from_artifacts(b, b.find(format="tflite", precision="float32", part="full"))
+    clf = classifier_for(b, Plan("tflite", b.find(format="tflite", precision="float32", part="full")[0]))
     rng = np.random.default_rng(0)
     clip = rng.random(b.input.clip_shape, dtype=np.float32)
     other = rng.random(b.input.clip_shape, dtype=np.float32)

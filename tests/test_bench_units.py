@@ -377,7 +377,9 @@ def test_plan_targets_coral_and_jetson_and_formats_filter():
     k = _by_key(plan_targets(_bundle(arts), "jetson"))
     trt = k["tensorrt-float16:encoder+head"]
     assert trt.status == "pending" and trt.backend == "tensorrt" and trt.options == {"precision": "fp16"}
-    assert trt.artifacts["encoder"].name == "enc-onnx" and trt.head_backend == "tflite" and "built on this device" in trt.note
+    # the head edge-run pairs on a Jetson: its head_backend (onnxruntime) runs the ONNX head
+    assert trt.artifacts["encoder"].name == "enc-onnx" and "built on this device" in trt.note
+    assert trt.head_backend == "onnxruntime" and trt.artifacts["head"].name == "head-onnx"
     assert k["tensorrt-float16"].artifacts["full"].name == "full-onnx"
     assert k["onnx-float32:encoder+head"].backend == "onnxruntime"
     k = _by_key(plan_targets(_bundle(ARTS), "cpu", formats=["tflite-int8"]))

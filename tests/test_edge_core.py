@@ -7,7 +7,7 @@ import pytest
 
 from edge import bundle as B
 from edge.metrics import classification_metrics, confusion_matrix, top1_agreement
-from edge.preprocess import InputSpec, normalize, preprocess_frame, resize_rgb
+from edge.preprocess import InputSpec, normalize, resize_rgb
 from edge.quant import QuantParams, dequantize, quantize
 from edge.sampling import TemporalSampling
 
@@ -100,7 +100,8 @@ def test_metrics_match_sklearn():
 def test_preprocess_is_resize_then_scale():
     frame = np.zeros((48, 64, 3), np.uint8)
     frame[..., 0] = 255  # pure red in RGB
-    out = preprocess_frame(frame, InputSpec(height=12, width=16))
+    spec = InputSpec(height=12, width=16)
+    out = normalize(resize_rgb(frame, spec.size), spec)
     assert out.shape == (12, 16, 3) and out.dtype == np.float32
     assert np.allclose(out[..., 0], 1.0) and np.allclose(out[..., 1:], 0.0)
     bgr = resize_rgb(frame, (12, 16), bgr=True)  # BGR input: red channel last -> first

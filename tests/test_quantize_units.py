@@ -91,7 +91,7 @@ def test_tflite_precisions_and_stateless_lstm(tmp_path):
     """Every precision converts and runs; repeated clips give identical scores (LSTM state reset)."""
     from quantize import tflite_export as T
     from quantize.representative import clip_dataset
-    from quantize.verify import StatelessTFLiteBackend
+    from edge.backends.tflite import TFLiteBackend
     from train.models import build_model
 
     m = build_model("lrcn", num_classes=3, frames=4, size=(12, 12))
@@ -102,7 +102,7 @@ def test_tflite_precisions_and_stateless_lstm(tmp_path):
         path = T.export(m, str(tmp_path / f"{p}.tflite"),
                         T.TFLiteOptions(p, representative=clip_dataset(x) if p == "int8" else None))
         sizes[p] = (tmp_path / f"{p}.tflite").stat().st_size
-        b = StatelessTFLiteBackend(path)
+        b = TFLiteBackend(path)                              # resets LSTM state before every call
         out = np.stack([b.infer(c[None]).reshape(-1) for c in list(x) + [x[0]]])
         assert np.array_equal(out[0], out[-1])            # same clip again -> same scores
         tol = {"float32": 1e-5, "float16": 1e-2, "dynamic": 5e-2, "int8": 8e-2}[p]

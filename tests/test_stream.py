@@ -78,9 +78,12 @@ def bundle():
 
 def _clf(b, part_fmt_prec):
     arts = [b.find(part=p, format=f, precision=q)[0] for p, f, q in part_fmt_prec]
-    backend = "onnxruntime" if arts[0].format == "onnx" else None
-    return ClipClassifier.from_artifacts(b, arts, backend=backend) if len(arts) == 1 else \
-        ClipClassifier.from_files(encoder=b.path(arts[0]), head=b.path(arts[1]), backend=backend)
+    from edge.catalog import backend_for_file
+    from edge.evaluation import classifier_for
+    from edge.select import Plan
+    head = arts[1] if len(arts) > 1 else None
+    return classifier_for(b, Plan(backend_for_file(arts[0].file), arts[0], head,
+                                  backend_for_file(head.file) if head is not None else None))
 
 
 def _frames(n, size=(24, 24), seed=0):

@@ -31,8 +31,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edge.metrics import classification_metrics
-
 EXAMPLES = """examples:
   edge-eval work/runs/lrcn-edge --data work/data/synth            # reproduces the run's metrics.json
   edge-eval work/runs/lrcn-edge --data ../shared/data/ucf101-mini --split all --out work/eval/all
@@ -47,25 +45,21 @@ class EvalError(ValueError):
 
 
 # ----------------------------------------------------------------------------- library API
-def _finish(y: np.ndarray, scores: np.ndarray, labels: Sequence[str], seconds: float) -> Dict:
-    m = classification_metrics(np.asarray(y), np.asarray(scores).argmax(-1), labels=list(labels))
-    m["seconds"] = round(float(seconds), 3)
-    m["clips_per_s"] = round(len(y) / seconds, 2) if seconds > 0 else None
-    return m
-
-
 def evaluate_keras(model, X: np.ndarray, y: np.ndarray, labels: Sequence[str], batch_size: int = 8) -> Dict:
     """Metrics of a Keras clip model on (X, y); ``scores`` are the softmax outputs."""
+    from edge.evaluation import metrics_of
     t = time.time()
     scores = model.predict(X, batch_size=batch_size, verbose=0) if len(X) else np.zeros((0, len(labels)))
-    return _finish(y, scores, labels, time.time() - t)
+    return metrics_of(y, scores, labels, time.time() - t)
 
 
 def evaluate_classifier(classifier, X: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> Dict:
-    """Metrics of an ``edge.classifier.ClipClassifier`` (TFLite / ONNX / Edge TPU / TensorRT)."""
-    t = time.time()
-    scores = classifier.predict_many(X) if len(X) else np.zeros((0, len(labels)))
-    return _finish(y, scores, labels, time.time() - t)
+    """Metrics of an ``edge.classifier.ClipClassifier`` (TFLite / ONNX / Edge TPU / TensorRT) on
+    normalised clips, through ``edge.evaluation`` (the path edge-bench and edge-quantize score with)."""
+    from edge.evaluation import evaluate
+    from edge.preprocess import InputSpec
+    spec = InputSpec(*X.shape[1:4]) if len(X) else InputSpec()
+    return evaluate(classifier, X, y, labels, spec)
 
 
 # ------------------------------------------------------------------------------- resolution
@@ -101,9 +95,12 @@ def _labels_near(path: Path) -> Optional[List[str]]:
 
 
 def _cpu_bundle_targets(bundle, only: Optional[Sequence[str]]) -> List[Target]:
-    from edge.backends import REGISTRY
+    """Every artifact this CPU runs (the catalog's cpu formats, + Keras), or the ``--artifact`` ones;
+    an encoder is scored with the head edge-run pairs with it on the CPU (``edge.select.pair_head``)."""
+    from edge import catalog as C
+    from edge.select import pair_head
 
-    cpu_formats = {"tflite", "onnx", "keras"}
+    cpu_formats = set(C.device_formats("cpu")) | {"keras"}
     arts = [a for a in bundle.artifacts if a.status == "ok"]
     if only:
         names = {a.name for a in arts}
@@ -112,8 +109,7 @@ def _cpu_bundle_targets(bundle, only: Optional[Sequence[str]]) -> List[Target]:
             raise EvalError(f"{bundle.root}: no artifact {missing} (have: {', '.join(sorted(names))})")
         chosen = [a for a in arts if a.name in only]
     else:
-        chosen = [a for a in arts if a.format in cpu_formats and "cpu" in a.devices]
-    heads = [a for a in arts if a.part == "head" and a.format in cpu_formats and "cpu" in a.devices]
+        chosen = [a for a in arts if a.format in cpu_formats and C.runs_on(a.devices, "cpu")]
     targets = []
     for a in chosen:
         path = bundle.path(a)
@@ -124,9 +120,10 @@ def _cpu_bundle_targets(bundle, only: Optional[Sequence[str]]) -> List[Target]:
         if a.part == "full":
             targets.append(Target(a.name, full=path))
         elif a.part == "encoder":
-            if not heads:
+            backend = C.backend_on("cpu", a.format)
+            head, _, _ = pair_head(bundle, a, C.head_backend_for(backend, C.DEVICE["cpu"].head_backend), "cpu")
+            if head is None:
                 raise EvalError(f"{bundle.root}: encoder artifact {a.name} has no CPU head artifact to pair with")
-            head = next((h for h in heads if h.format == a.format), heads[0])
             targets.append(Target(f"{a.name}+{head.name}", encoder=path, head=bundle.path(head)))
     if not targets:
         raise EvalError(f"{bundle.root}: no artifact this CPU can run (use --artifact NAME)")
@@ -159,10 +156,14 @@ def resolve(model: str, run_dir: Optional[str] = None, artifacts: Optional[Seque
         p = p / MODEL_FILE
         if not p.is_file():
             raise EvalError(f"{p}: missing (the run did not finish?)")
-    suffix = "".join(p.suffixes[-1:]).lower()
-    if suffix == ".keras":
+    from edge import catalog as C
+    try:
+        fmt = C.format_for_file(p.name)
+    except ValueError:
+        fmt = None
+    if fmt == "keras":
         target = Target(p.name, keras=str(p))
-    elif suffix in (".tflite", ".onnx"):
+    elif fmt in C.device_formats("cpu"):
         target = Target(p.name, full=str(p))
     else:
         raise EvalError(f"{model}: unsupported model file (use a run dir, .keras, .tflite, .onnx or a bundle dir)")
@@ -276,10 +277,11 @@ def score_target(target: Target, x: np.ndarray, y: np.ndarray, labels: Sequence[
         m["backend"] = "keras"
         return m
     from edge.backends import BackendOptions
-    from edge.classifier import ClipClassifier
+    from edge.evaluation import classifier_for
+    from edge.select import plan_files
 
-    with ClipClassifier.from_files(full=target.full, encoder=target.encoder, head=target.head,
-                                   options=BackendOptions(threads=threads)) as clf:
+    bundle, plan = plan_files(full=target.full, encoder=target.encoder, head=target.head)
+    with classifier_for(bundle, plan, BackendOptions(threads=threads)) as clf:
         m = evaluate_classifier(clf, x, y, labels)
         m["backend"] = (clf.full or clf.encoder).name
     return m

@@ -1,41 +1,31 @@
 """Backends: one file per runtime behind one interface (``base.Backend``).
 
-``load_backend(path, ...)`` picks the backend from the name or the file suffix. Runtime modules are
-imported only when chosen, so a board without TensorRT or the Edge TPU runtime can still import
-this package; a missing runtime raises ``BackendUnavailable`` with what to install on which device.
+``load_backend(path, ...)`` picks the backend from the name or the file suffix; both come from the
+catalog (``edge.catalog.BACKENDS`` and the formats' suffixes). Runtime modules are imported only
+when chosen, so a board without TensorRT or the Edge TPU runtime can still import this package; a
+missing runtime raises ``BackendUnavailable`` with what to install on which device.
 """
-from __future__ import annotations
-
 import importlib
-import os
 from typing import Dict, Optional, Tuple
 
+from .. import catalog
 from .base import Backend, BackendOptions, BackendUnavailable, TensorInfo
 
-# name -> (module, class, suffixes). Order matters for suffix lookup: first match wins.
-REGISTRY: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
-    "edgetpu": ("edge.backends.edgetpu", "EdgeTPUBackend", ("_edgetpu.tflite",)),
-    "tflite": ("edge.backends.tflite", "TFLiteBackend", (".tflite",)),
-    "onnxruntime": ("edge.backends.onnxruntime", "OnnxRuntimeBackend", (".onnx",)),
-    "tensorrt": ("edge.backends.tensorrt", "TensorRTBackend", (".engine", ".plan", ".trt")),
-}
+# name -> (module, class, suffixes), derived from the catalog (kept for callers that list backends).
+REGISTRY = {b.name: (b.module, b.cls, tuple(s for s, n in catalog.suffix_table() if n == b.name))
+            for b in catalog.BACKENDS}  # type: Dict[str, Tuple[str, str, Tuple[str, ...]]]
 
 
 def backend_for_path(path: str) -> str:
     """Backend name implied by a file name (``*_edgetpu.tflite`` -> edgetpu, ``.tflite`` -> tflite ...)."""
-    low = os.path.basename(path).lower()
-    for name, (_, _, suffixes) in REGISTRY.items():
-        if any(low.endswith(s) for s in suffixes):
-            return name
-    known = sorted({s for _, _, sx in REGISTRY.values() for s in sx})
-    raise ValueError(f"{path}: unknown model file type (known suffixes: {', '.join(known)})")
+    return catalog.backend_for_file(path)
 
 
 def backend_class(name: str):
-    if name not in REGISTRY:
-        raise ValueError(f"unknown backend {name!r} (known: {', '.join(REGISTRY)})")
-    module, cls, _ = REGISTRY[name]
-    return getattr(importlib.import_module(module), cls)
+    if name not in catalog.BACKEND:
+        raise ValueError("unknown backend {!r} (known: {})".format(name, ", ".join(catalog.BACKEND_NAMES)))
+    b = catalog.BACKEND[name]
+    return getattr(importlib.import_module(b.module), b.cls)
 
 
 def load_backend(path: str, backend: Optional[str] = None, options: Optional[BackendOptions] = None,

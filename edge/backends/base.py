@@ -3,8 +3,6 @@
 ``infer`` takes and returns float32: (de)quantization happens once, inside the backend, at the
 boundary (``edge.quant``). Batch dimension included: ``infer(x)`` with ``x.shape == input_shape``.
 """
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
@@ -42,10 +40,10 @@ class BackendOptions:
 
 
 class Backend:
-    """Base class. Subclasses set ``name`` and ``suffixes`` and implement ``_load``/``_infer``."""
+    """Base class. Subclasses set ``name`` and implement ``_load``/``_infer``; which files they open
+    (suffixes) and on which devices they run is the catalog's (``edge.catalog``)."""
 
-    name: str = "base"
-    suffixes: Tuple[str, ...] = ()
+    name = "base"
 
     def __init__(self, path: str, options: Optional[BackendOptions] = None):
         self.path = path

@@ -1,7 +1,5 @@
 """TFLite on the CPU: ai-edge-litert (numpy 2), else tflite_runtime (Coral boards, numpy<2),
 else tf.lite when TensorFlow happens to be installed (host only)."""
-from __future__ import annotations
-
 import os
 
 import numpy as np
@@ -38,7 +36,6 @@ def tensor_info(d: dict) -> TensorInfo:
 
 class TFLiteBackend(Backend):
     name = "tflite"
-    suffixes = (".tflite",)
 
     def _make_interpreter(self):
         Interpreter, _, self.runtime = interpreter_class()

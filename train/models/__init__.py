@@ -28,6 +28,13 @@ _BUILDERS = {
     "baseline": ("baseline", "build_baseline", "BaselineConfig"),
 }
 
+# How each model deploys (the pairings of edge.catalog.PAIRINGS): one whole-clip model ("full"), or a
+# per-frame encoder + temporal head ("encoder+head", split by ``split_parts``). edge-quantize asks
+# these instead of testing model names. ``_QAT_VIEW``: the twin QAT trains (the paper LRCN's
+# TimeDistributed weights do not quantize-wrap; its flat twin with the same weights does).
+DEPLOY = {"lrcn": "full", "convlstm": "full", "lrcn-edge": "encoder+head", "baseline": "full"}
+_QAT_VIEW = {"lrcn": ("lrcn", "to_flat")}
+
 # lazily re-exported names -> module
 _LAZY = {
     "build_parts": "lrcn_edge", "parts_of": "lrcn_edge", "EdgeParts": "lrcn_edge", "LRCNEdgeConfig": "lrcn_edge",
@@ -73,6 +80,30 @@ def build_model(name: str, *, num_classes: int, frames: int = 20, size=(64, 64),
     return builder(int(num_classes), int(frames), size, compile=compile, **cfg)
 
 
+def deploy_pairing(name: str) -> str:
+    """"full" or "encoder+head": how ``name`` is split into deployable parts."""
+    _check(name)
+    return DEPLOY[name]
+
+
+def split_parts(name: str, model) -> Dict[str, Any]:
+    """The deployable parts of a trained ``name`` model: {"full": model}, or for an encoder+head model
+    {"encoder", "head", "full"} sharing the same layer objects."""
+    if deploy_pairing(name) == "full":
+        return {"full": model}
+    from .lrcn_edge import parts_of
+    enc, head, full = parts_of(model)
+    return {"encoder": enc, "head": head, "full": full}
+
+
+def qat_view(name: str, model, default):
+    """The model QAT trains for a whole-clip ``name`` model (``default`` unless the model has a twin)."""
+    if name not in _QAT_VIEW:
+        return default
+    mod, fn = _QAT_VIEW[name]
+    return getattr(importlib.import_module(f".{mod}", __name__), fn)(model)
+
+
 def load_model(path, compile: bool = True):
     """Load a ``.keras`` file written by this project (custom layers registered)."""
     import tf_keras as keras
@@ -82,5 +113,6 @@ def load_model(path, compile: bool = True):
     return keras.models.load_model(str(path), custom_objects=custom_objects(), compile=compile)
 
 
-__all__ = ["MODEL_NAMES", "ALL_MODELS", "DEFAULT_EPOCHS", "build_model", "resolve_config", "load_model",
+__all__ = ["MODEL_NAMES", "ALL_MODELS", "DEFAULT_EPOCHS", "DEPLOY", "build_model", "resolve_config", "load_model",
+           "deploy_pairing", "split_parts", "qat_view",
            *sorted(_LAZY)]
