@@ -9,6 +9,8 @@ import logging
 import sys
 from typing import List, Optional
 
+from .eventsinks import URI_HELP as EVENTS_URI_HELP
+from .eventsinks.options import EPILOG as EVENTS_EPILOG
 from .sinks import OUTPUT_HELP
 from .sources.uri import URI_HELP
 
@@ -51,7 +53,7 @@ lost for good (--max-reconnects), 2 bad input (missing camera, model/config/bund
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="edge-run", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join([URI_HELP, OUTPUT_HELP, DEVICES_HELP, EXAMPLES]))
+        epilog="\n\n".join([URI_HELP, OUTPUT_HELP, EVENTS_URI_HELP, EVENTS_EPILOG, DEVICES_HELP, EXAMPLES]))
     p.add_argument("input", nargs="?", help="input URI: camera, rtsp://, file, test://, gst:// (see below)")
     p.add_argument("output", nargs="?", help="annotated output: video file (.mp4/.avi) or display://0")
     g = p.add_argument_group("model and device")
@@ -88,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="file decoding: GStreamer, or OpenCV (auto: OpenCV only when GStreamer is missing)")
     g.add_argument("--quiet", "-q", action="store_true", help="no status lines or summary on the console")
     g.add_argument("--verbose", "-v", action="store_true", help="log pipeline strings and backend details")
+    from .eventsinks.options import add_arguments as add_event_arguments
+    add_event_arguments(p)
     return p
 
 
@@ -143,6 +147,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except SystemExit as e:
         return int(e.code)
 
+    from .eventsinks.options import wanted as event_options_given
     from .runner import RunError, RunOptions, Runner
     from .sinks import format_summary
 
@@ -152,7 +157,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         summary=args.summary, headless=args.headless, stride=args.stride, smooth=args.smooth,
         top_k=args.top_k, threshold=args.threshold, interval=args.interval, duration=args.duration,
         max_frames=args.max_frames, threads=args.threads, max_reconnects=args.max_reconnects,
-        reader=args.reader, width=w, height=h, quiet=args.quiet, hard_stop=True)
+        reader=args.reader, width=w, height=h, quiet=args.quiet, hard_stop=True,
+        events=args if event_options_given(args) else None)
     try:
         summary = Runner(opts).run()
     except RunError as e:
