@@ -5,6 +5,7 @@ Exit codes: 0 done (also after Ctrl-C/SIGTERM), 1 the source failed for good mid
 (missing camera, unknown model/config, bundle without an artifact for the device ...).
 """
 import argparse
+import dataclasses
 import logging
 import sys
 from typing import List, Optional
@@ -40,6 +41,15 @@ examples:
   edge-run --model bundles/lrcn-edge clip.avi annotated.mp4 --top-k 3 --threshold 0.5
   EDGE_MODEL=bundles/lrcn-edge edge-run --config device_configs/rpi4-cpu.yaml /dev/video0 --threads 4
 
+several cameras (one process, one model loaded once, a capture thread per camera, encoder calls batched):
+  edge-run --model bundles/lrcn-edge /dev/video0 /dev/video1 rtsp://10.0.0.5/s --jsonl preds-{camera}.jsonl
+  edge-run --model bundles/lrcn-edge --cameras cameras.yaml --serve 127.0.0.1:8080 --summary all.json
+  INPUT [OUTPUT] stays as it was: a second positional that is a file path or display://0 is OUTPUT. Several
+  positionals are cameras when all but the first are live URIs; files as cameras, names and per-camera
+  annotated videos come from --cameras (cameras: [{name: door, uri: ..., jsonl: ..., output: door.mp4}]).
+  Cameras are named cam1, cam2, ... (events, /metrics, {camera} in --jsonl; without {camera} the name goes
+  before the suffix: preds.cam1.jsonl). --summary: totals + one summary per camera under "cameras".
+
 clips: T frames spaced by the bundle's sampling.frame_interval_s, ending at the newest frame; streaming
 bundles (lrcn-edge) encode each frame once and run only the temporal head per prediction.
 files: the windowed predictions along the file, plus file_prediction in the summary: the answer edge-eval
@@ -55,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edge-run", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n\n".join([URI_HELP, OUTPUT_HELP, EVENTS_URI_HELP, EVENTS_EPILOG, DEVICES_HELP, EXAMPLES]))
     p.add_argument("input", nargs="?", help="input URI: camera, rtsp://, file, test://, gst:// (see below)")
-    p.add_argument("output", nargs="?", help="annotated output: video file (.mp4/.avi) or display://0")
+    p.add_argument("output", nargs="?", help="annotated output: video file (.mp4/.avi) or display://0; "
+                                             "or a second camera (a live URI: /dev/videoN, csi://, rtsp://, test://)")
+    p.add_argument("more", nargs="*", metavar="INPUT", help="more cameras: several cameras in one process")
     g = p.add_argument_group("model and device")
     g.add_argument("--model", "-m", help="bundle directory (edge-quantize) or a .tflite/.onnx/.engine file "
                                           "(default: $EDGE_MODEL)")
@@ -68,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--precision", choices=("int8", "float32", "float16", "dynamic"),
                    help="preferred artifact precision (default from the config)")
     g.add_argument("--threads", type=int, help="CPU threads for tflite/onnxruntime (default from the config)")
+    g.add_argument("--cameras", metavar="FILE.yaml", help="several cameras from a file (name, uri, jsonl, output "
+                                                           "per camera; see 'several cameras' below)")
     g.add_argument("--list-devices", action="store_true", help="show device configs and detection, then exit")
     g = p.add_argument_group("prediction")
     g.add_argument("--stride", type=int, help="predict every N-th frame once a clip is full (default 1)")
@@ -129,7 +143,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         except BrokenPipeError:  # `edge-run --list-devices | head`: the reader left, nothing to report
             sys.stderr.close()
         return 0
-    if not args.input:
+    if not args.input and not args.cameras:
         parser.print_usage(sys.stderr)
         return _fail("missing INPUT (a camera, rtsp://, file, test:// or gst:// URI); see edge-run --help")
     for name in ("stride", "smooth", "top_k", "max_frames", "threads"):
@@ -151,6 +165,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .runner import RunError, RunOptions, Runner
     from .sinks import format_summary
 
+    try:
+        cameras = camera_list(args)
+    except ValueError as e:
+        return _fail(str(e))
     opts = RunOptions(
         input=args.input, output=args.output, model=args.model, device=args.device, config=args.config,
         backend=args.backend, precision=args.precision, labels=args.labels, jsonl=args.jsonl,
@@ -160,12 +178,46 @@ def main(argv: Optional[List[str]] = None) -> int:
         reader=args.reader, width=w, height=h, quiet=args.quiet, hard_stop=True,
         events=args if event_options_given(args) else None)
     try:
-        summary = Runner(opts).run()
+        if cameras is None:
+            summary = Runner(opts).run()
+        else:
+            from .multicam import MultiRunner, format_multi_summary, load_cameras
+            if args.cameras:
+                cameras = load_cameras(args.cameras, args.jsonl)
+            summary = MultiRunner(dataclasses.replace(opts, input=cameras[0].uri, output=None, jsonl=None),
+                                  cameras).run()
     except RunError as e:
         return _fail(str(e), e.code)
     if not args.quiet:
-        print(format_summary(summary))
+        print(format_summary(summary) if cameras is None else format_multi_summary(summary))
     return int(summary.get("exit_code", 0))
+
+
+def _is_output(text: str) -> bool:
+    from .sources.uri import URIError, parse_uri
+    try:
+        return parse_uri(text).kind in ("file", "display")
+    except URIError:
+        return False
+
+
+def camera_list(args):
+    """None for the single-camera run (INPUT [OUTPUT], exactly as before); else the cameras: from
+    --cameras (read later), or the positionals when all but the first are live URIs."""
+    inputs = [x for x in (args.input, args.output) if x] + list(args.more or [])
+    if args.cameras:
+        if inputs:
+            raise ValueError("give the cameras either as INPUTs or in --cameras {0}, not both".format(args.cameras))
+        return []
+    if len(inputs) <= 1 or (len(inputs) == 2 and _is_output(inputs[1])):
+        return None
+    odd = [x for x in inputs[1:] if _is_output(x)]
+    if odd:
+        raise ValueError("{0}: with several cameras OUTPUT is not positional and files are not cameras on the "
+                         "command line; put per-camera outputs and file inputs in --cameras FILE.yaml "
+                         "(see edge-run --help, 'several cameras')".format(odd[0]))
+    from .multicam import cameras_from_inputs
+    return cameras_from_inputs(inputs, args.jsonl)
 
 
 if __name__ == "__main__":  # pragma: no cover
