@@ -161,6 +161,7 @@ class CameraFeed(Runner):
         self.queue_frames = int(queue_frames)
         self.queue_dropped = 0
         self.captured = 0
+        self.flushed = False
         self.done = threading.Event()
         self.halt = threading.Event()
         self.wake = None  # type: Optional[threading.Event]
@@ -237,6 +238,14 @@ class CameraFeed(Runner):
         if self._t_first is None:
             self._t_first = self._t_last
         return due, got_ns
+
+    def flush(self):
+        """A file that ended before one clip span: one partial prediction, as edge-run makes alone."""
+        self.flushed = True
+        if self.stop_reason == "end of stream" and self.predictor is not None:
+            pred = self.predictor.flush()
+            if pred is not None:
+                self._write(None, self._record(pred, None, None))
 
     def summary(self):
         s = super(CameraFeed, self).summary()
@@ -354,6 +363,9 @@ class MultiRunner(object):
             if batch:
                 self.round(batch)
                 continue
+            for f in self.feeds:
+                if f.finished and not f.flushed:
+                    f.flush()
             if all(f.finished for f in self.feeds):
                 self.stop_reason = "every camera ended"
                 return

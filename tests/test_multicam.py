@@ -1,0 +1,176 @@
+"""Several cameras in one process (edge/multicam.py): one model loaded once, per-camera rings, events,
+outputs and summaries; a camera that ends, fails or blocks does not stop the others; the batched
+encoder gives the features of per-frame calls; the CLI keeps INPUT [OUTPUT] as it was.
+
+Sources are test doubles (tests/runner_doubles.py) keyed by URI; the model is the tiny real TFLite bundle."""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import edge.runner  # noqa: E402
+from edge.cli import build_parser, camera_list, main  # noqa: E402
+from edge.multicam import CameraSpec, MultiRunner, load_cameras, per_camera_path  # noqa: E402
+from edge.runner import RunError, RunOptions, Runner  # noqa: E402
+from edge.sources import SourceError  # noqa: E402
+from runner_doubles import FrameSource  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bundle_dir():
+    from _tiny_models import cached_bundle
+    return cached_bundle()
+
+
+class FailingSource(FrameSource):
+    """Delivers ``n`` frames, then fails for good (a camera lost past --max-reconnects)."""
+
+    live = True
+
+    def read(self, timeout=1.0):
+        if self.stats.frames >= self.n:
+            self.stats.errors += 1
+            raise SourceError("camera unplugged")
+        return super().read(timeout)
+
+
+def use_sources(monkeypatch, sources):
+    """open_source by URI; counts model loads."""
+    loads = []
+    real = edge.runner.load_classifier
+    monkeypatch.setattr(edge.runner, "open_source", lambda uri, cfg: sources[uri])
+    monkeypatch.setattr(edge.runner, "load_classifier", lambda *a, **k: loads.append(1) or real(*a, **k))
+    return loads
+
+
+def opts(bundle_dir, **kw):
+    return RunOptions(input="a", model=bundle_dir, device="cpu", quiet=True, **kw)
+
+
+def test_three_cameras_one_model_and_one_failing_does_not_stop_the_others(monkeypatch, bundle_dir, tmp_path):
+    srcs = {"a": FrameSource(60), "b": FailingSource(25), "c": FrameSource(45)}
+    loads = use_sources(monkeypatch, srcs)
+    cams = [CameraSpec(n, u, jsonl=str(tmp_path / "{0}.jsonl".format(n))) for n, u in
+            (("door", "a"), ("yard", "b"), ("hall", "c"))]
+    ev = build_parser().parse_args(["x", "--events", str(tmp_path / "ev.jsonl"), "--serve", "127.0.0.1:0",
+                                    "--event-enter", "0.01", "--event-exit", "0", "--event-min-duration", "0.1"])
+    mr = MultiRunner(opts(bundle_dir, events=ev, summary=str(tmp_path / "s.json")), cams, queue_frames=1000)
+    mr.setup()
+    state = mr.hub.web.state
+    s = mr.run()
+    assert len(loads) == 1                                      # one model for three cameras
+    c = s["cameras"]
+    assert (c["door"]["frames"], c["yard"]["frames"], c["hall"]["frames"]) == (60, 25, 45)
+    assert c["door"]["stop_reason"] == "end of stream" and c["hall"]["stop_reason"] == "end of stream"
+    assert c["yard"]["stop_reason"].startswith("source error") and c["yard"]["exit_code"] == 1
+    assert s["exit_code"] == 1 and s["stop_reason"] == "every camera ended"
+    assert s["frames"] == 130 and s["predictions"] == sum(v["predictions"] for v in c.values())
+    assert s["latency_ms"]["capture"]["count"] == 130
+    for name in ("door", "yard", "hall"):
+        lines = (tmp_path / "{0}.jsonl".format(name)).read_text().splitlines()
+        assert len(lines) == c[name]["predictions"] > 0
+        assert c[name]["latency_ms"]["inference"]["count"] == c[name]["predictions"]
+    events = [json.loads(x) for x in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert {e["camera"] for e in events} == {"door", "yard", "hall"}
+    assert set(s["events"]["by_camera"]) == {"door", "yard", "hall"}
+    assert json.loads((tmp_path / "s.json").read_text())["cameras"]["yard"]["frames"] == 25
+    metrics = {(n, tuple(sorted(lab.items()))): v for n, lab, v, _, _ in state.metric_samples()}
+    assert metrics[("edge_frames_total", (("camera", "door"),))] == 60
+    assert metrics[("edge_camera_lost_total", (("camera", "yard"),))] == 1
+    assert metrics[("edge_frames_total", (("camera", "hall"),))] == 45
+
+
+def test_each_camera_predicts_what_a_single_camera_run_predicts(monkeypatch, bundle_dir, tmp_path):
+    """Same records as the single-camera runner: the batched encoder changes nothing."""
+    use_sources(monkeypatch, {"a": FrameSource(50), "b": FrameSource(50)})
+    mr = MultiRunner(opts(bundle_dir), [CameraSpec("a", "a", jsonl=str(tmp_path / "a.jsonl")),
+                                        CameraSpec("b", "b", jsonl=str(tmp_path / "b.jsonl"))], queue_frames=1000)
+    s = mr.run()
+    assert s["sampling"]["encoded_frames"] == 100
+    monkeypatch.setattr(edge.runner, "open_source", lambda uri, cfg: FrameSource(50))
+    single = Runner(opts(bundle_dir, jsonl=str(tmp_path / "single.jsonl"))).run()
+    ref = [json.loads(x) for x in (tmp_path / "single.jsonl").read_text().splitlines()]
+    for name in ("a", "b"):
+        got = [json.loads(x) for x in (tmp_path / "{0}.jsonl".format(name)).read_text().splitlines()]
+        assert [(g["frame"], g["clip"], g["label"]) for g in got] == [(r["frame"], r["clip"], r["label"]) for r in ref]
+        assert max(abs(t1["score"] - t2["score"]) for g, r in zip(got, ref) for t1, t2 in zip(g["top"], r["top"])) < 1e-5
+    assert single["predictions"] == s["cameras"]["a"]["predictions"]
+
+
+def test_batched_encoder_gives_the_per_frame_features(bundle_dir):
+    from edge.bundle import load
+    from edge.classifier import ClipClassifier
+    b = load(bundle_dir)
+    x = np.random.default_rng(1).random((5, b.input.height, b.input.width, 3), dtype=np.float32)
+    for prec in ("int8", "float32"):
+        arts = [a for a in b.artifacts if a.precision == prec and a.format == "tflite" and a.part != "full"]
+        clf = ClipClassifier.from_artifacts(b, arts)
+        one = np.stack([clf.encode_frame(f) for f in x])
+        many = clf.encode_frames(x)
+        assert clf.batch_note == "" and many.shape == one.shape
+        assert np.abs(one - many).max() < 1e-5, prec
+        clf.close()
+
+
+def test_a_blocked_camera_and_a_slow_model_never_stall_the_others_capture(monkeypatch, bundle_dir):
+    stuck = FrameSource(5, then="block", live=True)
+    fast = FrameSource(10 ** 6, then="end", live=True)
+
+    class Slow(object):   # a model far slower than the camera: the queue drops, capture goes on
+        def __init__(self, clf):
+            self.clf = clf
+
+        def __getattr__(self, k):
+            return getattr(self.clf, k)
+
+        def encode_frames(self, x):
+            time.sleep(0.02)
+            return self.clf.encode_frames(x)
+    use_sources(monkeypatch, {"s": stuck, "f": fast})
+    mr = MultiRunner(opts(bundle_dir, duration=1.5), [CameraSpec("stuck", "s"), CameraSpec("fast", "f")],
+                     classifier_hook=Slow, queue_frames=4)
+    t0 = time.monotonic()
+    s = mr.run()
+    assert time.monotonic() - t0 < 1.5 + 6
+    st = s["cameras"]["stuck"]
+    assert stuck.blocked.is_set() and st["frames"] + st["source"]["queue_dropped"] == 5
+    fast_c = s["cameras"]["fast"]
+    assert fast_c["source"]["queue_dropped"] > 0 and fast_c["dropped"] == fast_c["source"]["queue_dropped"]
+    assert fast.stats.frames > 10 * fast_c["frames"] > 0          # capture ran far ahead of the slow model
+    assert s["stop_reason"] == "duration"
+
+
+# -- the command line -----------------------------------------------------------------------------------
+def cams(argv):
+    return camera_list(build_parser().parse_args(argv))
+
+
+def test_positional_input_output_is_unchanged_and_several_live_inputs_are_cameras():
+    assert cams(["clip.avi"]) is None and cams(["clip.avi", "out.mp4"]) is None
+    assert cams(["/dev/video0", "display://0"]) is None
+    two = cams(["/dev/video0", "rtsp://u:p@h/s"])
+    assert [(c.name, c.uri) for c in two] == [("cam1", "/dev/video0"), ("cam2", "rtsp://u:p@h/s")]
+    three = cams(["test://", "test://?pattern=ball", "csi://0", "--jsonl", "p/preds-{camera}.jsonl"])
+    assert [c.jsonl for c in three] == ["p/preds-cam1.jsonl", "p/preds-cam2.jsonl", "p/preds-cam3.jsonl"]
+    assert per_camera_path("preds.jsonl", "door") == "preds.door.jsonl"
+    with pytest.raises(ValueError, match="--cameras"):
+        cams(["test://", "test://", "out.mp4"])
+
+
+def test_cameras_yaml(tmp_path, capsys):
+    f = tmp_path / "cams.yaml"
+    f.write_text("cameras:\n  - {name: door, uri: 'test://', output: door.mp4}\n  - uri: /dev/video1\n")
+    got = load_cameras(str(f), jsonl="x.jsonl")
+    assert [(c.name, c.uri, c.jsonl, c.output) for c in got] == [
+        ("door", "test://", "x.door.jsonl", "door.mp4"), ("cam2", "/dev/video1", "x.cam2.jsonl", None)]
+    f.write_text("cameras:\n  - {name: a, uri: 'test://'}\n  - {name: a, uri: 'test://'}\n")
+    with pytest.raises(RunError, match="given twice"):
+        load_cameras(str(f))
+    f.write_text("cameras:\n  - {name: a, url: 'test://'}\n")
+    assert main(["--cameras", str(f), "--model", "x"]) == 2 and "has no 'uri'" in capsys.readouterr().err
