@@ -81,7 +81,8 @@ def camera_rows(s):
         rows.append({"camera": name, "fps": c["fps"], "frames": c["frames"], "dropped": c["dropped"],
                      "dropped_pct": 100.0 * c["dropped"] / total if total else 0.0,
                      "predictions": c["predictions"], "c2p_p50_ms": c2p.get("p50_ms", 0.0),
-                     "c2p_p99_ms": c2p.get("p99_ms", 0.0), "stop_reason": c["stop_reason"]})
+                     "c2p_p99_ms": c2p.get("p99_ms", 0.0), "stop_reason": c["stop_reason"],
+                     "queue_dropped": (c.get("source") or {}).get("queue_dropped", 0)})
     return rows
 
 

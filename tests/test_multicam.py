@@ -174,3 +174,54 @@ def test_cameras_yaml(tmp_path, capsys):
         load_cameras(str(f))
     f.write_text("cameras:\n  - {name: a, url: 'test://'}\n")
     assert main(["--cameras", str(f), "--model", "x"]) == 2 and "has no 'uri'" in capsys.readouterr().err
+
+
+# -- end to end: two live GStreamer cameras through the edge-run command, /metrics per camera ------------
+def _gst():
+    from edge.sources.gstreamer import gst_available
+    return gst_available()
+
+
+@pytest.mark.skipif(not _gst(), reason="GStreamer (PyGObject) is not available for test:// sources")
+def test_edge_run_two_live_cameras_with_live_view(bundle_dir, tmp_path):
+    import re
+    import subprocess
+    import urllib.request
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = "test://?pattern=ball&width=320&height=240&fps=30"
+    cmd = [sys.executable, "-m", "edge.cli", "--device", "cpu", "--model", bundle_dir, src, src + "&num-buffers=30",
+           "--duration", "4", "--jsonl", str(tmp_path / "p-{camera}.jsonl"), "--summary", str(tmp_path / "s.json"),
+           "--serve", "127.0.0.1:0", "--max-reconnects", "0"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=root))
+    try:
+        url = None
+        while url is None:
+            line = p.stderr.readline().decode()
+            assert line or p.poll() is None, "edge-run ended before serving"
+            m = re.search(r"live view on (http://\S+)", line)
+            url = m.group(1) if m else None
+        time.sleep(1.5)
+        metrics = urllib.request.urlopen(url + "metrics", timeout=5).read().decode()
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert p.returncode == s["exit_code"] == 1, err.decode()[-2000:]     # cam2's source ended for good
+    assert 'edge_frames_total{camera="cam1"}' in metrics and 'edge_frames_total{camera="cam2"}' in metrics
+    c1, c2 = s["cameras"]["cam1"], s["cameras"]["cam2"]
+    assert c2["frames"] <= 30 and c2["stop_reason"].startswith("source error")
+    assert c1["stop_reason"] == "duration" and c1["frames"] > c2["frames"] and c1["fps"] > 20
+    assert len((tmp_path / "p-cam1.jsonl").read_text().splitlines()) == c1["predictions"] > 0
+    assert "edge-run summary (2 cameras)" in out.decode() and "cam2" in out.decode()
+
+
+def test_bench_multicam_verdict_and_bad_counts(bundle_dir, capsys):
+    from benchmarks import bench_multicam as bm
+    row = lambda fps, d: {"fps": fps, "dropped_pct": d}  # noqa: E731
+    assert bm.verdict([row(30.0, 0.0), row(29.6, 0.9)]) and not bm.verdict([row(30.0, 0.0), row(29.0, 0.0)])
+    assert not bm.verdict([row(30.0, 1.0)])
+    s = {"cameras": {"a": {"fps": 30.0, "frames": 99, "dropped": 1, "predictions": 40, "stop_reason": "duration",
+                           "latency_ms": {"capture_to_prediction": {"p50_ms": 2.0, "p99_ms": 9.0}}}}}
+    assert bm.camera_rows(s)[0]["dropped_pct"] == 1.0 and bm.camera_rows(s)[0]["c2p_p99_ms"] == 9.0
+    assert bm.main(["--model", bundle_dir, "--counts", "one"]) == 2 and "--counts" in capsys.readouterr().err
