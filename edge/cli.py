@@ -5,7 +5,6 @@ Exit codes: 0 done (also after Ctrl-C/SIGTERM), 1 the source failed for good mid
 (missing camera, unknown model/config, bundle without an artifact for the device ...).
 """
 import argparse
-import dataclasses
 import logging
 import sys
 from typing import List, Optional
@@ -169,7 +168,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         cameras = camera_list(args)
     except ValueError as e:
         return _fail(str(e))
-    opts = RunOptions(
+    kw = dict(
         input=args.input, output=args.output, model=args.model, device=args.device, config=args.config,
         backend=args.backend, precision=args.precision, labels=args.labels, jsonl=args.jsonl,
         summary=args.summary, headless=args.headless, stride=args.stride, smooth=args.smooth,
@@ -179,12 +178,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         events=args if event_options_given(args) else None)
     try:
         if cameras is None:
-            summary = Runner(opts).run()
+            summary = Runner(RunOptions(**kw)).run()
         else:
             from .multicam import MultiRunner, format_multi_summary, load_cameras
             if args.cameras:
                 cameras = load_cameras(args.cameras, args.jsonl)
-            summary = MultiRunner(dataclasses.replace(opts, input=cameras[0].uri, output=None, jsonl=None),
+            summary = MultiRunner(RunOptions(**dict(kw, input=cameras[0].uri, output=None, jsonl=None)),
                                   cameras).run()
     except RunError as e:
         return _fail(str(e), e.code)

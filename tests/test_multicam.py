@@ -225,3 +225,16 @@ def test_bench_multicam_verdict_and_bad_counts(bundle_dir, capsys):
                            "latency_ms": {"capture_to_prediction": {"p50_ms": 2.0, "p99_ms": 9.0}}}}}
     assert bm.camera_rows(s)[0]["dropped_pct"] == 1.0 and bm.camera_rows(s)[0]["c2p_p99_ms"] == 9.0
     assert bm.main(["--model", bundle_dir, "--counts", "one"]) == 2 and "--counts" in capsys.readouterr().err
+
+
+PY36 = os.path.expanduser("~/.pyenv/versions/3.6.15/bin/python")
+
+
+@pytest.mark.skipif(not os.path.exists(PY36), reason="no Python 3.6 interpreter at " + PY36)
+def test_multicam_module_compiles_on_python36():
+    import subprocess
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "edge", "multicam.py")
+    src = open(path).read()
+    assert "dataclass" not in src and "from __future__ import annotations" not in src
+    out = subprocess.run([PY36, "-m", "py_compile", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert out.returncode == 0, out.stdout.decode()
