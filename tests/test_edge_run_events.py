@@ -112,8 +112,8 @@ def _mqtt_ready():
     import shutil
     if MOSQUITTO is None or not shutil.which("mosquitto_passwd"):
         return "Debian's mosquitto is not installed (apt-get install mosquitto mosquitto-clients)"
-    from edge.sources.gstreamer import gst_available
-    if not gst_available():
+    import importlib.util
+    if importlib.util.find_spec("gi") is None:   # not imported here: gi + TensorFlow in one process crash
         return "GStreamer (PyGObject) is not available for test:// sources"
     return ""
 
