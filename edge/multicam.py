@@ -240,12 +240,18 @@ class CameraFeed(Runner):
         return due, got_ns
 
     def flush(self):
-        """A file that ended before one clip span: one partial prediction, as edge-run makes alone."""
+        """This camera ended while others go on: a file that ended before one clip span gets one
+        partial prediction (as edge-run makes alone); its open events end now, /metrics says so."""
         self.flushed = True
         if self.stop_reason == "end of stream" and self.predictor is not None:
             pred = self.predictor.flush()
             if pred is not None:
                 self._write(None, self._record(pred, None, None))
+        if self.hub is not None:
+            self.hub.flush(self.name)
+            for s in self.sinks:
+                if isinstance(s, HubSink):
+                    s.report_stats()
 
     def summary(self):
         s = super(CameraFeed, self).summary()
@@ -360,12 +366,13 @@ class MultiRunner(object):
                 return
             batch = [(f, f.pop()) for f in self.feeds]
             batch = [(f, it) for f, it in batch if it is not None]
+            busy = set(id(f) for f, _ in batch)
+            for f in self.feeds:
+                if not f.flushed and f.finished and id(f) not in busy:   # its last frame is done
+                    f.flush()
             if batch:
                 self.round(batch)
                 continue
-            for f in self.feeds:
-                if f.finished and not f.flushed:
-                    f.flush()
             if all(f.finished for f in self.feeds):
                 self.stop_reason = "every camera ended"
                 return

@@ -78,6 +78,9 @@ def test_three_cameras_one_model_and_one_failing_does_not_stop_the_others(monkey
         assert c[name]["latency_ms"]["inference"]["count"] == c[name]["predictions"]
     events = [json.loads(x) for x in (tmp_path / "ev.jsonl").read_text().splitlines()]
     assert {e["camera"] for e in events} == {"door", "yard", "hall"}
+    last_yard = max(i for i, e in enumerate(events) if e["camera"] == "yard")
+    first_door_end = min(i for i, e in enumerate(events) if e["camera"] == "door" and e["event"] == "end")
+    assert events[last_yard]["event"] == "end" and last_yard < first_door_end   # ended when yard was lost
     assert set(s["events"]["by_camera"]) == {"door", "yard", "hall"}
     assert json.loads((tmp_path / "s.json").read_text())["cameras"]["yard"]["frames"] == 25
     metrics = {(n, tuple(sorted(lab.items()))): v for n, lab, v, _, _ in state.metric_samples()}
