@@ -97,7 +97,8 @@ class RunSummary:
     ``file_prediction``: only for a file source (None for live sources: they keep the window);
     ``events``: with --events/--record/--serve, events per kind, sink counters and faults
     (``edge.sinks.events_summary``); ``cameras``: several cameras in one run (``edge.multicam``):
-    camera name -> that camera's summary dict, the top-level numbers then being the totals."""
+    camera name -> that camera's summary dict, the top-level numbers then being the totals (``fps``:
+    the sum over the cameras)."""
 
     frames: int = 0
     predictions: int = 0
