@@ -94,13 +94,14 @@ def verdict(rows):
 def batch_cost(bundle_dir, sizes=(2, 4, 8), repeats=50, threads=None):
     # type: (str, tuple, int, Optional[int]) -> Dict[str, float]
     """Median ms to encode N frames: one batched call vs N single calls (the int8 TFLite encoder)."""
-    from edge.backends import BackendOptions
+    from edge.backends import BackendOptions, load_backend
     from edge.bundle import load
     from edge.classifier import ClipClassifier
 
     b = load(bundle_dir)
-    arts = [b.find(part=p, format="tflite", precision="int8")[0] for p in ("encoder", "head")]
-    clf = ClipClassifier.from_artifacts(b, arts, BackendOptions(threads=threads))
+    part = {p: load_backend(b.path(b.find(part=p, format="tflite", precision="int8")[0]),
+                            options=BackendOptions(threads=threads)) for p in ("encoder", "head")}
+    clf = ClipClassifier(encoder=part["encoder"], head=part["head"])
     rng = np.random.default_rng(0)
     out = {}
     for n in sizes:

@@ -7,8 +7,7 @@ every frame and runs the head, which is what full-clip evaluation of the split m
 """
 from __future__ import annotations
 
-import dataclasses
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
@@ -19,13 +18,14 @@ from .bundle import Artifact, Bundle, BundleError
 class ClipClassifier:
     """Scores for a (T, H, W, 3) float32 clip in [0, 1]; built from a full model or encoder + head."""
 
+    _batched = None   # batch size -> a batch-N copy of the encoder (encode_frames), made on first use
+    _no_batch = ""    # why encode_frames runs one frame per call ("" while batching works)
+
     def __init__(self, full: Optional[Backend] = None, encoder: Optional[Backend] = None,
                  head: Optional[Backend] = None):
         if full is None and (encoder is None or head is None):
             raise ValueError("ClipClassifier needs a full-clip model, or both an encoder and a head")
         self.full, self.encoder, self.head = full, encoder, head
-        self._batched = {}  # type: Dict[int, Backend]
-        self._no_batch = ""
 
     # construction -------------------------------------------------------------------------------
     @classmethod
@@ -80,6 +80,8 @@ class ClipClassifier:
         of the encoder on first use. ``batch_note`` says why not when it cannot."""
         if self.encoder is None or self._no_batch:
             return False
+        if self._batched is None:
+            self._batched = {}
         if n not in self._batched:
             try:
                 self._batched[n] = batched_backend(self.encoder, n)
@@ -109,7 +111,7 @@ class ClipClassifier:
         return np.stack([self.predict(c) for c in clips])
 
     def close(self) -> None:
-        for b in [self.full, self.encoder, self.head] + list(self._batched.values()):
+        for b in [self.full, self.encoder, self.head] + list((self._batched or {}).values()):
             if b is not None:
                 b.close()
         self._batched = {}
@@ -142,6 +144,7 @@ def batched_backend(encoder: Backend, n: int) -> Backend:
         _resize_tflite(twin, shape)
     else:
         _check_onnx_batch(twin, shape)
+    import dataclasses
     twin.input = dataclasses.replace(twin.input, shape=shape)
     return twin
 

@@ -9,10 +9,11 @@ import logging
 import sys
 from typing import List, Optional
 
-from .eventsinks import URI_HELP as EVENTS_URI_HELP
-from .eventsinks.options import EPILOG as EVENTS_EPILOG
 from .sinks import OUTPUT_HELP
 from .sources.uri import URI_HELP
+
+from .eventsinks import URI_HELP as EVENTS_URI_HELP  # noqa: E402  (after the imports above: fewer merge conflicts)
+from .eventsinks.options import EPILOG as EVENTS_EPILOG  # noqa: E402
 
 DESCRIPTION = """\
 Run an action-recognition bundle on a live camera, a network stream or a video file. Frames are
@@ -79,8 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--precision", choices=("int8", "float32", "float16", "dynamic"),
                    help="preferred artifact precision (default from the config)")
     g.add_argument("--threads", type=int, help="CPU threads for tflite/onnxruntime (default from the config)")
-    g.add_argument("--cameras", metavar="FILE.yaml", help="several cameras from a file (name, uri, jsonl, output "
-                                                           "per camera; see 'several cameras' below)")
     g.add_argument("--list-devices", action="store_true", help="show device configs and detection, then exit")
     g = p.add_argument_group("prediction")
     g.add_argument("--stride", type=int, help="predict every N-th frame once a clip is full (default 1)")
@@ -97,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-frames", type=int, help="stop after N frames")
     g.add_argument("--max-reconnects", type=int, help="give up on a live source after N failed reconnects "
                                                        "(default: keep trying)")
+    g.add_argument("--cameras", metavar="FILE.yaml", help="several cameras from a file (name, uri, jsonl, output "
+                                                           "per camera; see 'several cameras' below)")
     g.add_argument("--size", help="frame size delivered by the pipeline, WxH (default: 2x the model input, "
                                    "which also sizes the overlay)")
     g.add_argument("--reader", default="auto", choices=("auto", "gstreamer", "opencv"),

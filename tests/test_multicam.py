@@ -107,13 +107,14 @@ def test_each_camera_predicts_what_a_single_camera_run_predicts(monkeypatch, bun
 
 
 def test_batched_encoder_gives_the_per_frame_features(bundle_dir):
+    from edge.backends import load_backend
     from edge.bundle import load
     from edge.classifier import ClipClassifier
     b = load(bundle_dir)
     x = np.random.default_rng(1).random((5, b.input.height, b.input.width, 3), dtype=np.float32)
     for prec in ("int8", "float32"):
-        arts = [a for a in b.artifacts if a.precision == prec and a.format == "tflite" and a.part != "full"]
-        clf = ClipClassifier.from_artifacts(b, arts)
+        part = {p: load_backend(b.path(b.find(part=p, format="tflite", precision=prec)[0])) for p in ("encoder", "head")}
+        clf = ClipClassifier(encoder=part["encoder"], head=part["head"])
         one = np.stack([clf.encode_frame(f) for f in x])
         many = clf.encode_frames(x)
         assert clf.batch_note == "" and many.shape == one.shape
