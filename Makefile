@@ -28,7 +28,7 @@ DEMO_QUANTIZE_ARGS ?= --sparsity 0.7 --prune-epochs 4 --qat-epochs 1
 DEMO_BENCH_ARGS ?= --min-runs 20 --min-seconds 1 --warmup-seconds 0.2 --e2e-seconds 5
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-device test test-all demo data train quantize run bench bench-data bench-runner soak bench-accuracy ucf101-formats clean
+.PHONY: help setup setup-device test test-all demo data train quantize run bench bench-data bench-runner bench-multicam soak bench-accuracy ucf101-formats clean
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -74,6 +74,10 @@ bench: setup     ## edge-bench $(BUNDLE) with device_configs/$(DEVICE).yaml -> $
 
 bench-runner: setup ## live 640x480@30 test source through edge-run, every frame predicted (fps, drops, p99)
 	$(PY) -m benchmarks.bench_runner --json $(WORK)/reports/bench_runner.json
+
+bench-multicam: setup ## N live 640x480@30 cameras in one edge-run (1,2,4,6,8): per-camera fps, drops, p99; most that hold
+	@mkdir -p $(WORK)/reports
+	nice -n 10 $(PY) -m benchmarks.bench_multicam --model $(BUNDLE) --json $(WORK)/reports/bench_multicam.json
 
 soak: setup      ## edge-run on a live test source for 10 minutes: RSS growth, crashes, drops, reconnects
 	$(PY) -m benchmarks.soak --minutes 10

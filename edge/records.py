@@ -94,7 +94,11 @@ class FilePrediction:
 @dataclass
 class RunSummary:
     """The end-of-run summary (``--summary``). ``latency_ms``: stage -> ``LatencyStats.summary()``;
-    ``file_prediction``: only for a file source (None for live sources: they keep the window)."""
+    ``file_prediction``: only for a file source (None for live sources: they keep the window);
+    ``events``: with --events/--record/--serve, events per kind, sink counters and faults
+    (``edge.sinks.events_summary``); ``cameras``: several cameras in one run (``edge.multicam``):
+    camera name -> that camera's summary dict, the top-level numbers then being the totals (``fps``:
+    the sum over the cameras)."""
 
     frames: int = 0
     predictions: int = 0
@@ -117,11 +121,15 @@ class RunSummary:
     sampling: Dict[str, Any] = field(default_factory=dict)
     last_label: Optional[str] = None
     file_prediction: Optional[FilePrediction] = None
+    events: Dict[str, Any] = field(default_factory=dict)
+    cameras: Dict[str, Any] = field(default_factory=dict)
     version: str = ""
 
     def to_dict(self) -> dict:
         d = {"version": self.version}
         for f in fields(self):
+            if f.name in ("events", "cameras") and not getattr(self, f.name):
+                continue   # only with events / several cameras: a plain run's summary is unchanged
             if f.name not in ("version", "file_prediction"):
                 d[f.name] = getattr(self, f.name)
         if self.file_prediction is not None:

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from . import __version__, evaluation
 from .backends import BackendOptions, BackendUnavailable
@@ -40,7 +40,7 @@ from .detect import config_for_device
 from .records import FilePrediction, PredictionRecord, RunSummary
 from .select import (ModelError, Selection, bundle_from_model_file, check_model, infer_spec,
                      load_classifier, select_artifacts)
-from .sinks import OutputError, Sink, check_output, format_summary, open_output
+from .sinks import HubSink, OutputError, Sink, check_output, events_summary, format_summary, open_output
 from .sources import CameraNotFound, EndOfStream, Frame, Source, SourceConfig, SourceError, URIError, open_source
 from .sources.base import now_ns
 from .sources.uri import SourceURI, parse_uri, redact
@@ -88,6 +88,8 @@ class RunOptions:
     height: Optional[int] = None
     quiet: bool = False
     hard_stop: bool = False   # edge-run: a second signal / a stuck source exits the process
+    events: Any = None        # the --events/--record/--serve options (argparse.Namespace), or None
+    camera: str = "cam1"      # this camera's name in events, the live view and /metrics
 
 
 # -- setup: one function per decision -----------------------------------------------------------------
@@ -179,6 +181,32 @@ def predict_file(classifier: ClipClassifier, bundle: Bundle, path: str) -> FileP
     """The answer edge-eval gives for one file (``edge.evaluation.predict_file``: the bundle's T frames
     evenly over the whole video, the training sampling and preprocessing), as the summary's record."""
     return FilePrediction.from_scores(evaluation.predict_file(classifier, bundle, path).scores, bundle.labels)
+
+
+def open_events(args: Any, labels: List[str], top_k: int):
+    """The ``EventHub`` for the --events/--record/--serve options (None when none is given); a bad
+    option, a sink library that is missing or a port in use is a ``RunError`` before capture."""
+    if args is None:
+        return None
+    from .eventsinks.options import OptionError, open_hub
+    try:
+        return open_hub(args, labels, top_k=top_k)
+    except OptionError as e:
+        raise RunError(str(e)) from None
+
+
+def close_events(hub, deadline_s: float = 10.0) -> dict:
+    """End the open events, close the sinks, the recorder and the live view (at most ``deadline_s``
+    in all); the ``events`` section of the summary."""
+    if hub is None:
+        return {}
+    out = {}
+
+    def _close():
+        out.update(hub.close())
+    if not call_with_deadline(_close, deadline_s, "the event sinks"):
+        out.update(hub.counters())
+    return events_summary(out)
 
 
 def call_with_deadline(fn: Callable[[], None], seconds: float, what: str) -> bool:
@@ -284,6 +312,8 @@ class Runner:
         self.uri = None  # type: Optional[SourceURI]
         self.predictor = None  # type: Optional[StreamPredictor]
         self.sinks = []  # type: List[Sink]
+        self.hub = None  # events, clips, live view (--events/--record/--serve)
+        self.events = {}  # type: dict
         self.timer = StageTimer(STAGES)
         self.stop = StopControl(options.duration, options.max_frames,
                                 on_force=self._force_exit if options.hard_stop else None)
@@ -313,6 +343,13 @@ class Runner:
         bundle = load_model(resolve_model(o), o.labels)
         self.bundle, self.selection, clf = open_classifier(bundle, cfg, o.backend)
         self.classifier = self.hook(clf) if self.hook else clf
+        try:
+            self.hub = open_events(o.events, self.bundle.labels, cfg.runner.top_k)
+            if self.hub is not None and self.hub.web is not None and not o.quiet:
+                print("edge-run: live view on {0}".format(self.hub.web.url), file=sys.stderr, flush=True)
+        except RunError:
+            self.close()
+            raise
         try:  # open the source now so a missing camera fails before any output exists
             self.source = open_source(o.input, source_config(cfg, o, self.bundle.input))
         except CameraNotFound as e:
@@ -338,6 +375,8 @@ class Runner:
             for s in sinks:
                 s.close(None)
             raise RunError(str(e)) from None
+        if self.hub is not None:
+            sinks.append(HubSink(self.hub, self.opts.camera, self.source.stats))
         return sinks
 
     # the loop ---------------------------------------------------------------------------------------
@@ -414,6 +453,7 @@ class Runner:
                 self._write(frame, pred)
             self.stop.loop_ended()
             self._finish_file()
+            self._finish_events()
             summary = self.summary()
             self._close_sinks(summary)
             self.stop.done = True   # results are out: a late watchdog has nothing to rescue
@@ -422,6 +462,17 @@ class Runner:
             self._close_sinks(None)  # a failure mid-run: close what is open, write no summary
             self.close()
             self.stop.restore()
+
+    def _finish_events(self) -> None:
+        """End of stream: final counters to /metrics, open events ended, sinks closed (their
+        counters go into the summary)."""
+        hub, self.hub = self.hub, None
+        if hub is None:
+            return
+        for s in self.sinks:
+            if isinstance(s, HubSink):
+                s.report_stats()
+        self.events = close_events(hub)
 
     def _close_sinks(self, summary: Optional[RunSummary]) -> None:
         sinks, self.sinks = self.sinks, []
@@ -470,7 +521,7 @@ class Runner:
             if b else {},
             sampling=self._sampling(),
             last_label="{0} {1:.3f}".format(*last.top[0]) if last and last.top else None,
-            file_prediction=self.file_prediction)
+            file_prediction=self.file_prediction, events=self.events)
 
     def _sampling(self) -> dict:
         p, b, r = self.predictor, self.bundle, self.config.runner if self.config else None
@@ -485,6 +536,9 @@ class Runner:
         deadline each (JSONL flushed, summary written and printed), then the process ends."""
         self.stop_reason = reason
         self.stop.done = True
+        hub, self.hub = self.hub, None
+        if hub is not None:
+            self.events = close_events(hub, CLOSE_DEADLINE_S)
         summary = self.summary()
         for s in list(self.sinks):
             call_with_deadline(lambda s=s: s.close(summary), CLOSE_DEADLINE_S, s.uri or "output")
@@ -494,6 +548,9 @@ class Runner:
         os._exit(code)
 
     def close(self) -> None:
+        if self.hub is not None:   # a failure mid-run: the sinks still say goodbye
+            hub, self.hub = self.hub, None
+            close_events(hub, CLOSE_DEADLINE_S)
         if self.source is not None:
             call_with_deadline(self.source.close, CLOSE_DEADLINE_S, "the source")
         if self.classifier is not None:

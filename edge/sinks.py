@@ -11,6 +11,9 @@ Every output is a ``Sink``: ``write(frame, prediction)`` for each frame the runn
     stderr://status              a status line every few seconds (frames, fps, drops, label)
     stderr://progress            a progress bar over a file (tqdm; a status line without it)
 
+``HubSink`` (not chosen by URI: edge-run adds it for --events/--record/--serve) feeds an
+``edge.eventsinks.hub.EventHub``: frames (clip pre-roll, live view), predictions (events).
+
 A sink that cannot be opened raises ``OutputError`` (one line saying what to do), before capture.
 """
 import json
@@ -273,6 +276,90 @@ class DisplayWindow:
             self.pipeline = None
 
 
+# -- events (--events / --record / --serve) -----------------------------------------------------------
+class HubSink(Sink):
+    """The runner's adapter to an ``EventHub`` for one camera: ``on_frame`` per frame (with the
+    overlay when the live view is on), ``on_prediction`` per prediction, ``set_stats`` every
+    ``stats_every`` seconds (frames, drops, camera lost, ... for /metrics). The hub only keeps
+    references and queues: nothing here waits on a sink."""
+
+    def __init__(self, hub, camera: str = "cam1", source_stats: Any = None, stats_every: float = 1.0):
+        self.hub, self.camera, self.stats = hub, camera, source_stats
+        self.uri = "events:" + camera
+        self.stats_every = stats_every
+        self.annotate = getattr(hub, "web", None) is not None
+        self.frames = self.predictions = 0
+        self._label = self._score = None
+        self._times = deque(maxlen=30)
+        self._last_stats = None  # type: Optional[float]
+        self.last_frame_time = None  # type: Optional[float]
+
+    def write(self, frame, prediction) -> None:
+        now = time.perf_counter()
+        if prediction is not None:
+            self.predictions += 1
+            self._label, self._score = prediction.top[0] if prediction.top else (None, None)
+            self.hub.on_prediction(self.camera, prediction.scores if prediction.scores is not None else
+                                   dict(prediction.top), prediction.timestamp, prediction.wall_time,
+                                   prediction.frame, prediction.latency_ms)
+        if frame is not None:
+            self.frames += 1
+            self.last_frame_time = now
+            self._times.append(now)
+            self.hub.on_frame(self.camera, frame.image, frame.timestamp_s, _wall(frame),
+                              annotated_bgr=self._overlay(frame) if self.annotate else None)
+        if self._last_stats is None or now - self._last_stats >= self.stats_every:
+            self._last_stats = now
+            self.report_stats()
+
+    def _overlay(self, frame) -> np.ndarray:
+        t = self._times
+        fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+        return draw_overlay(frame.image, self._label, self._score, fps)
+
+    def report_stats(self, **extra) -> None:
+        """Counters for /metrics: frames, predictions, dropped, reconnects, errors, camera_lost
+        (the source's errors: each one a lost camera/stream it then tried to reconnect), fps."""
+        st = self.stats
+        t = self._times
+        stats = dict(frames=self.frames, predictions=self.predictions,
+                     fps=(len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0,
+                     camera_up=1 if self.last_frame_time is not None and
+                     time.perf_counter() - self.last_frame_time < 5.0 else 0)
+        if st is not None:
+            stats.update(dropped=st.dropped, reconnects=st.reconnects, errors=st.errors, camera_lost=st.errors)
+        stats.update(extra)
+        self.hub.set_stats(self.camera, **stats)
+
+
+def _wall(frame) -> float:
+    """UNIX time of a frame's capture (``capture_ns`` is on the monotonic clock)."""
+    from .sources.base import now_ns
+
+    if not frame.capture_ns:
+        return time.time()
+    return time.time() - (now_ns() - frame.capture_ns) / 1e9
+
+
+def events_summary(counters: dict) -> dict:
+    """The ``events`` section of a RunSummary from ``EventHub.counters()``: events per kind (and per
+    camera), per sink counters, and the faults totalled: ``sink_faults`` events a sink dropped
+    (queue full, retries used up, never acknowledged), ``sink_failures`` failed delivery attempts
+    (each retry counts), ``record_faults`` clips that could not be written (disk full, ...)."""
+    by_cam = counters.get("by_camera", {})
+    kinds = {k: sum(int(c.get(k, 0)) for c in by_cam.values()) for k in ("start", "update", "end")}
+    sinks = counters.get("sinks", {})
+    rec = counters.get("record") or {}
+    dropped = sum(int(c.get("dropped", 0)) for c in sinks.values())
+    failures = sum(int(c.get("failures", 0)) for c in sinks.values())
+    out = {"events": kinds, "by_camera": by_cam, "sinks": sinks, "dropped": dropped,
+           "delivered": sum(int(c.get("delivered", 0)) for c in sinks.values()),
+           "sink_faults": dropped, "sink_failures": failures, "record_faults": int(rec.get("clips_failed", 0))}
+    if counters.get("record") is not None:
+        out["record"] = rec
+    return out
+
+
 # -- console ------------------------------------------------------------------------------------------
 class StatusSink(Sink):
     """``edge-run: N frames  F fps  dropped D  reconnects R  LABEL`` on stderr every ``every`` seconds."""
@@ -345,6 +432,12 @@ def format_summary(s: dict) -> str:
                     stage, st["p50_ms"], st["p95_ms"], st["p99_ms"], st["mean_ms"], st["count"]))
     if s.get("last_label"):
         lines.append("  last prediction: {0}".format(s["last_label"]))
+    ev = s.get("events")
+    if ev:
+        k = ev.get("events", {})
+        lines.append("  events: start {0}  update {1}  end {2}  delivered {3}  sink faults {4}  record faults {5}".format(
+            k.get("start", 0), k.get("update", 0), k.get("end", 0), ev.get("delivered", 0), ev.get("sink_faults", 0),
+            ev.get("record_faults", 0)))
     fp = s.get("file_prediction")
     if fp:
         lines.append("  file prediction: {0} {1:.3f} (the whole file sampled as in training, like edge-eval)"

@@ -53,6 +53,16 @@ class Prediction:
     partial: bool = False             # made by flush(): a file shorter than one clip span
 
 
+class Due(object):
+    """A prediction that is due: the newest frame's slot, index and time, its preprocess ms."""
+
+    __slots__ = ("slot", "index", "timestamp_s", "preprocess_ms")
+
+    def __init__(self, slot, index, timestamp_s, preprocess_ms=0.0):
+        # type: (int, int, float, float) -> None
+        self.slot, self.index, self.timestamp_s, self.preprocess_ms = slot, index, timestamp_s, preprocess_ms
+
+
 class ClipSampler:
     """Slot arithmetic for one stream (pure; see the module docstring)."""
 
@@ -138,11 +148,21 @@ class StreamPredictor:
         """Add one captured RGB frame. Returns a Prediction when one is due, else None.
 
         ``timings`` (optional dict) receives ``preprocess`` ms for this frame."""
+        due = self.add(image, timestamp_s, index, epoch, timings)
+        return self.predict_due(due) if due is not None else None
+
+    def add(self, image: np.ndarray, timestamp_s: float, index: int, epoch: int = 0,
+            timings: Optional[Dict[str, float]] = None, small: Optional[np.ndarray] = None) -> Optional[Due]:
+        """The first half of ``push``: preprocess (unless ``small``, the frame already resized to the
+        model size, is given) and store the frame; a ``Due`` when a prediction is due at it. Call
+        ``predict_due`` with it before the next ``add`` (the multi-camera scheduler first encodes the
+        missing features of several cameras in one batch: ``missing_features`` / ``set_features``)."""
         if epoch != self._epoch:
             self._epoch = epoch
             self.reset()
         t0 = time.perf_counter()
-        small = self.preprocess(image)
+        if small is None:
+            small = self.preprocess(image)
         slot = self.sampler.slot(timestamp_s, index)
         self.ring.append(slot, timestamp_s, frame=small, index=index)
         pre_ms = (time.perf_counter() - t0) * 1e3
@@ -155,9 +175,31 @@ class StreamPredictor:
         self._since_full = 0 if self._since_full is None else self._since_full + 1
         if self._since_full % self.config.stride:
             return None
-        pred = self._predict(slot, index, timestamp_s)
-        pred.timings_ms["preprocess"] = pre_ms
+        return Due(slot, index, timestamp_s, pre_ms)
+
+    def predict_due(self, due: Due, t0: Optional[float] = None) -> Prediction:
+        """The second half of ``push``: the prediction at ``due`` (``t0``: when its inference began,
+        for a batched encoder call made before)."""
+        t0 = time.perf_counter() if t0 is None else t0
+        pred = self._predict_positions(self.clip_positions(due.slot), due.index, due.timestamp_s, t0)
+        pred.timings_ms["preprocess"] = due.preprocess_ms
         return pred
+
+    def missing_features(self, due: Due) -> List[int]:
+        """Ring positions of the clip at ``due`` whose frame has no feature yet (streaming only)."""
+        if not self.streaming:
+            return []
+        valid = self.ring.valid["feature"]
+        return sorted(set(p for p in self.clip_positions(due.slot) if not valid[p]))
+
+    def encoder_input(self, positions: List[int]) -> np.ndarray:
+        """(N, H, W, 3) float32: the normalized frames at ``positions``, for a batched encoder call."""
+        return normalize(self.ring.data["frame"][positions], self.spec)
+
+    def set_features(self, positions: List[int], features: np.ndarray) -> None:
+        for p, f in zip(positions, features):
+            self.ring.set(p, "feature", f)
+        self.encoder_calls += len(positions)
 
     def flush(self) -> Optional[Prediction]:
         """End of a finite stream that never filled a clip (a file shorter than the clip span):
@@ -183,10 +225,6 @@ class StreamPredictor:
                 raise RuntimeError(f"ring buffer lost slot {s} (capacity {self.ring.capacity})")
             out.append(p)
         return out
-
-    def _predict(self, slot: int, index: int, ts: float) -> Prediction:
-        t0 = time.perf_counter()
-        return self._predict_positions(self.clip_positions(slot), index, ts, t0)
 
     def _predict_positions(self, pos: List[int], index: int, ts: float, t0: Optional[float] = None) -> Prediction:
         t0 = time.perf_counter() if t0 is None else t0

@@ -2,8 +2,8 @@
 
 A tiny lrcn-edge model is trained on two ucf101-mini classes (group g25 held out), quantized to an
 int8 bundle, and ``edge-run`` runs it on one video made of the held-out Archery clip followed by the
-held-out Surfing clip, predicting on every frame. Its predictions go through the event detector
-(EventHub): the events must be Archery start, Archery end, Surfing start, in this order, each at
+held-out Surfing clip, predicting on every frame, with ``--events events.jsonl`` (the real
+edge-run -> EventHub -> sink path; the same events as the detector gives offline on its JSONL): the events must be Archery start, Archery end, Surfing start, in this order, each at
 the right time within one window (the span of one model clip). Set EVENTS_REAL_BUNDLE=DIR to reuse
 a bundle trained earlier (it is printed).
 """
@@ -85,24 +85,33 @@ def test_archery_then_surfing_gives_start_end_start_at_the_right_times(bundle, s
     n_a, n_b = concat_video(shared_data, video)
     fps = 25.0
     boundary = n_a / fps
-    preds = tmp_path / "preds.jsonl"
+    preds, events_file = tmp_path / "preds.jsonl", tmp_path / "events.jsonl"
+    # Two classes: enter 0.65 / exit 0.45 (this tiny model tops out near 0.75 on the held-out Surfing clip)
+    cfg = EventConfig(enter=0.65, exit=0.45, min_duration_s=0.5, hold_s=0.5, smoothing="ema", alpha=0.5)
     run([bin_("edge-run"), str(video), "--model", bundle, "--jsonl", str(preds), "--headless", "--quiet",
-         "--interval", str(INTERVAL), "--top-k", "2", "--reader", "opencv"], timeout=600)
+         "--interval", str(INTERVAL), "--top-k", "2", "--reader", "opencv", "--events", str(events_file),
+         "--event-enter", str(cfg.enter), "--event-exit", str(cfg.exit), "--event-min-duration",
+         str(cfg.min_duration_s), "--event-hold", str(cfg.hold_s), "--event-smoothing", cfg.smoothing,
+         "--event-alpha", str(cfg.alpha)], timeout=600)
     lines = [json.loads(l) for l in preds.read_text().splitlines()]
     assert len(lines) > 0.8 * (n_a + n_b - FRAMES * INTERVAL * fps)
 
-    # Two classes: enter 0.65 / exit 0.45 (this tiny model tops out near 0.75 on the held-out Surfing clip)
-    cfg = EventConfig(enter=0.65, exit=0.45, min_duration_s=0.5, hold_s=0.5, smoothing="ema", alpha=0.5)
-    hub = EventHub(list(CLASSES), cfg, sinks=[open_event_sink(str(tmp_path / "events.jsonl"))])
-    for p in lines:
-        scores = {t["label"]: t["score"] for t in p["top"]}
-        hub.on_prediction("cam1", scores, p["timestamp"], p["wall_time"], p["frame"])
-    hub.close()
-    events = [json.loads(l) for l in (tmp_path / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(l) for l in events_file.read_text().splitlines()]
+    assert {e["camera"] for e in events} == {"cam1"}
     seq = [(e["event"], e["label"], e["stream_time"]) for e in events if e["event"] != "update"]
     print("\nboundary {:.2f} s; events: {}".format(boundary, seq))
     assert [s[:2] for s in seq[:3]] == [("start", "Archery"), ("end", "Archery"), ("start", "Surfing")], seq
     assert seq[3:] in ([], [("end", "Surfing", seq[3][2])] if len(seq) > 3 else []), seq
+
+    # the same events as the detector gives offline on the JSONL predictions (edge-run adds nothing)
+    hub = EventHub(list(CLASSES), cfg, sinks=[open_event_sink(str(tmp_path / "offline.jsonl"))])
+    for p in lines:
+        scores = {t["label"]: t["score"] for t in p["top"]}
+        hub.on_prediction("cam1", scores, p["timestamp"], p["wall_time"], p["frame"])
+    hub.close()
+    offline = [json.loads(l) for l in (tmp_path / "offline.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["label"], e["frames"]) for e in offline] == [(e["event"], e["label"], e["frames"])
+                                                                         for e in events]
 
     window = (FRAMES - 1) * INTERVAL + 1 / fps       # the span of stream one prediction looks at
     a_start, a_end, b_start = seq[0][2], seq[1][2], seq[2][2]

@@ -13,7 +13,7 @@ from typing import Callable, Deque, Dict, List, Optional, Tuple
 import numpy as np
 
 # Per-camera stats the loop reports that only ever grow (Prometheus counters); others are gauges.
-COUNTER_STATS = ("frames", "dropped", "predictions", "reconnects", "errors")
+COUNTER_STATS = ("frames", "dropped", "predictions", "reconnects", "errors", "camera_lost")
 
 
 class _Camera(object):
