@@ -38,13 +38,14 @@ EDGE_EVAL_PER_CLIP = """
 import json, sys
 from train.data import load_manifest
 from train.evaluate import load_eval_data, resolve
-from edge.classifier import ClipClassifier
+from edge.evaluation import classifier_for
+from edge.select import plan_files
 bundle, data, cache, artifact = sys.argv[1:5]
 res = resolve(bundle, artifacts=[artifact])
 x, y, info = load_eval_data(res, data, "all", cache=cache, progress=False, log=lambda s: None)
 paths = [e.path for e in load_manifest(info["cache"]).ok_entries if e.label in res.labels]
 t = res.targets[0]
-with ClipClassifier.from_files(full=t.full, encoder=t.encoder, head=t.head) as clf:
+with classifier_for(*plan_files(full=t.full, encoder=t.encoder, head=t.head)) as clf:
     scores = clf.predict_many(x)
 assert len(paths) == len(scores)
 key = lambda p: "/".join(p.replace(chr(92), "/").split("/")[-2:])   # Class/file.avi
