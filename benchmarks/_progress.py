@@ -1,6 +1,4 @@
 """Progress bars: tqdm when installed (host), a plain line per step otherwise (devices)."""
-from __future__ import annotations
-
 import sys
 
 

@@ -24,8 +24,6 @@ the limit can only be noise and is reported as inconclusive (exit 3). ``--json F
   python -m benchmarks.bench_overhead --model work/bundles/lrcn-edge
   python -m benchmarks.bench_overhead --model path/to/model_float32.tflite --rounds 60
 """
-from __future__ import annotations
-
 import argparse
 import json
 import math

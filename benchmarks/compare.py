@@ -17,8 +17,6 @@ Reference rows for models/formats not in this run, and run rows without a refere
 References are measured on the named device and never made up: Jetson and Coral files appear when
 someone runs ``edge-bench --write-reference`` there.
 """
-from __future__ import annotations
-
 import csv
 import math
 import os

@@ -5,8 +5,6 @@ A latency number without this context cannot be compared with anything, so every
 it. Everything here reads files or package metadata and never fails: a missing piece is ``None``.
 No TensorFlow (runs on the devices).
 """
-from __future__ import annotations
-
 import glob
 import os
 import platform
@@ -73,7 +71,7 @@ def deb_version(package: str) -> Optional[str]:
         return None
     try:
         out = subprocess.run(["dpkg-query", "-W", "-f=${Status}\t${Version}", package],
-                             capture_output=True, text=True, timeout=10)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0 or "install ok installed" not in out.stdout:
@@ -293,7 +291,7 @@ class TegrastatsMonitor:
         if self.available:
             try:
                 self._proc = subprocess.Popen([self.exe, "--interval", str(self.interval_ms)],
-                                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True)
                 self._thread = threading.Thread(target=self._pump, daemon=True)
                 self._thread.start()
             except OSError:

@@ -6,8 +6,6 @@ high-water mark, in kB) and ``getrusage().ru_maxrss`` (kB on Linux, bytes on mac
 ``/proc`` and fall back to getrusage. ``benchmark_model`` reports the same idea as "memory
 footprint delta" at init and overall; ``RssProbe`` gives those deltas for one artifact.
 """
-from __future__ import annotations
-
 import os
 import re
 import sys

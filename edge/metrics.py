@@ -3,8 +3,6 @@
 Same definitions as scikit-learn's ``precision_recall_fscore_support`` with ``zero_division=0``;
 ``tests/test_metrics.py`` checks them against scikit-learn on the host.
 """
-from __future__ import annotations
-
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np

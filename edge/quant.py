@@ -2,8 +2,6 @@
 
 TFLite/Edge TPU int8 tensors carry ``real = scale * (q - zero_point)``.
 """
-from __future__ import annotations
-
 from typing import NamedTuple, Optional
 
 import numpy as np

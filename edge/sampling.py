@@ -4,8 +4,6 @@ The paper samples ``N`` frames evenly over the whole video at indices ``i * max(
 Training and the device use these same functions, so a model sees clips sampled the same way
 everywhere.
 """
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 

@@ -12,8 +12,6 @@ When the container's frame count is wrong (common in AVI/MPEG-1), the true count
 reading: if the stream ends early, indices are recomputed for the real count and the clip is read
 again (rare).
 """
-from __future__ import annotations
-
 import os
 from dataclasses import dataclass
 from typing import List, Optional, Tuple

@@ -1,6 +1,4 @@
 """ONNX Runtime: CPU everywhere, CUDA on a Jetson/GPU host when the CUDA provider is installed."""
-from __future__ import annotations
-
 import os
 
 import numpy as np
