@@ -47,7 +47,7 @@ def test_every_export_row_has_an_exporter_and_a_catalog_format():
     for e in C.EXPORTS:
         assert e.format in C.FORMAT and e.precision in C.FORMAT[e.format].precisions
         assert C.format_for_file("part" + e.suffix) == e.format, e
-        assert e.needs is None or e.needs in C.EXPORT
+        assert all(n in C.EXPORT and n != e.name for n in e.needs)
         assert set(e.devices) <= set(C.DEVICE_NAMES)
         assert callable(FORMATS[e.name].export)
     # every deployable format can be produced by some export

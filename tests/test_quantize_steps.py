@@ -36,13 +36,15 @@ def test_requested_formats_expand_to_what_they_are_made_from():
     from quantize.bundle_writer import QuantizeConfig, _formats
     logs = []
     got = _formats(QuantizeConfig(formats=("edgetpu", "tensorrt")), logs.append)
-    assert got == ["edgetpu", "tensorrt", "tflite-int8", "onnx"]
+    assert got == ["edgetpu", "tensorrt", "tflite-int8", "onnx-fp16", "onnx-int8", "onnx"]
     assert any("edgetpu is made from tflite-int8" in m for m in logs)
+    assert any("onnx-int8 is made from tflite-int8" in m for m in logs) is False   # added once, by edgetpu
+    assert _formats(QuantizeConfig(formats=("onnx-int8",)), logs.append) == ["onnx-int8", "onnx", "tflite-int8"]
 
 
 def test_float_step_exports_every_catalog_float_row():
     from quantize.steps import FLOAT_FORMATS, SCORED_HERE
-    floats = {e.name for e in C.EXPORTS if e.needs is None and e.precision != "int8"}
+    floats = {e.name for e in C.EXPORTS if not e.needs and e.precision != "int8"}
     assert set(FLOAT_FORMATS) == floats and "tflite-int8" not in FLOAT_FORMATS
     assert set(SCORED_HERE) == {"tflite", "onnx"}
 
