@@ -413,12 +413,13 @@ def _build_engine(job: Job, a: Artifact, path: str, precision: str) -> None:  # 
 # -- 7. score -----------------------------------------------------------------------------------
 def scoring_units(produced: List[Tuple[Artifact, str]]) -> List[Dict[str, Tuple[Artifact, str]]]:
     """What is scored together: each full artifact alone, each encoder with the head edge-run pairs
-    with it on this CPU (``edge.select.pair_head``: its own runtime's head, same precision first)."""
+    with it on this CPU (``edge.select.pair_head``: its own runtime's head, same precision first).
+    Only what a CPU runs (the FP16 ONNX for TensorRT is a Jetson's: its check is in its metrics)."""
     from edge.bundle import Bundle
     from edge.preprocess import InputSpec
     from edge.sampling import TemporalSampling
     from edge.select import pair_head
-    ok = [(a, p) for a, p in produced if a.status == "ok" and a.format in SCORED_HERE]
+    ok = [(a, p) for a, p in produced if a.status == "ok" and a.format in SCORED_HERE and C.runs_on(a.devices, "cpu")]
     path_of = {a.name: p for a, p in ok}
     bundle = Bundle(name="produced", model="produced", labels=["-"], input=InputSpec(),
                     sampling=TemporalSampling(), artifacts=[a for a, _ in ok])
