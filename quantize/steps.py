@@ -68,8 +68,9 @@ class Job:
     def sparsity_of(self, part: str) -> Optional[float]:
         return self.parts.part_sparsity(self.sparsity_rows, part, self.overall)
 
-    def skip(self, fmt: str, part: str, reason: str) -> None:
-        self.skipped.append({"format": fmt, "part": part, "reason": reason})
+    def skip(self, fmt: str, part: str, reason: str, **extra) -> None:
+        """A ``skipped`` entry of the bundle (``extra``: precision, command, predicted ...)."""
+        self.skipped.append(dict({"format": fmt, "part": part, "reason": reason}, **extra))
 
 
 def _short(e: BaseException) -> str:
@@ -289,12 +290,10 @@ def _edgetpu_not_built(job: Job, group: List[Tuple[Artifact, str]], reason: str)
     from .edgetpu_compiler import compile_command, edgetpu_name
     cmd = " ".join(compile_command([os.path.basename(p) for _, p in group], "."))
     for a, p in group:
-        job.skipped.append({"format": "edgetpu", "part": a.part,
-                            "reason": f"{edgetpu_name(p)} not produced: {reason}; on an x86-64 host, in the "
-                                      f"bundle directory: `{cmd}`" + (" (co-compiled)" if len(group) > 1 else ""),
-                            "command": cmd,
-                            "predicted": {"mappable": (a.edgetpu or {}).get("mappable"),
-                                          "by": "edgetpu_analyzer (predicted, not compiled)"}})
+        job.skip("edgetpu", a.part, f"{edgetpu_name(p)} not produced: {reason}; on an x86-64 host, in the bundle "
+                                    f"directory: `{cmd}`" + (" (co-compiled)" if len(group) > 1 else ""),
+                 command=cmd, predicted={"mappable": (a.edgetpu or {}).get("mappable"),
+                                         "by": "edgetpu_analyzer (predicted, not compiled)"})
     job.log(f"      edgetpu_compiler: {reason}")
     job.log(f"      to compile elsewhere: {cmd}")
 
@@ -332,8 +331,7 @@ def _float_onnx_parts(job: Job) -> List[Tuple[Artifact, str]]:
 def _record_variant(job: Job, base: Artifact, row: dict) -> None:
     name = VARIANT_EXPORT[row["precision"]]
     if not row["file"]:
-        job.skip("onnx", base.part, row["reason"])
-        job.skipped[-1]["precision"] = row["precision"]
+        job.skip("onnx", base.part, row["reason"], precision=row["precision"])
         job.log(f"      {base.part} {name}: not made: {row['reason']}")
         return
     if name not in job.fmts:       # made with its twin, but not asked for
@@ -359,7 +357,7 @@ def onnx_variants(job: Job) -> None:
         if why:
             for prec, name in VARIANT_EXPORT.items():
                 if name in job.fmts:
-                    job.skipped.append({"format": "onnx", "part": a.part, "precision": prec, "reason": why})
+                    job.skip("onnx", a.part, why, precision=prec)
             continue
         int8 = _int8_tflite(job, a.part)
         rows = tensorrt_variants(path, int8[1] if int8 else None, job.parts.verify_inputs(a.part, clips))
@@ -392,9 +390,9 @@ def tensorrt(job: Job) -> None:
             engine, cmds = _trtexec_notes(p, prec)
             src.notes = (src.notes + f"; TensorRT {prec} on the Jetson: {cmds}").strip("; ")
             if why:
-                job.skipped.append({"format": "tensorrt", "part": a.part, "precision": prec,
-                                    "reason": f"{engine} not built here ({why.split(':')[0]}); engines are per "
-                                              f"device: `edge-run` builds it from the ONNX on the Jetson, or {cmds}"})
+                job.skip("tensorrt", a.part, f"{engine} not built here ({why.split(':')[0]}); engines are per "
+                                             f"device: `edge-run` builds it from the ONNX on the Jetson, or {cmds}",
+                         precision=prec)
                 continue
             _build_engine(job, a, p, prec)
 
@@ -407,7 +405,7 @@ def _build_engine(job: Job, a: Artifact, path: str, precision: str) -> None:  # 
         t.name = f"{a.part}-{t.precision}-tensorrt"
         t.notes = f"built on {b.device} with TensorRT {b.trt_version} from {os.path.basename(b.onnx)}; valid only there"
     except Exception as e:
-        job.skipped.append({"format": "tensorrt", "part": a.part, "precision": precision, "reason": _short(e)})
+        job.skip("tensorrt", a.part, _short(e), precision=precision)
 
 
 # -- 7. score -----------------------------------------------------------------------------------
