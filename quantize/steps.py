@@ -330,12 +330,13 @@ def _float_onnx_parts(job: Job) -> List[Tuple[Artifact, str]]:
 
 def _record_variant(job: Job, base: Artifact, row: dict) -> None:
     name = VARIANT_EXPORT[row["precision"]]
+    if name not in job.fmts:       # made with its twin, but not asked for
+        if row["file"]:
+            os.remove(row["file"])
+        return
     if not row["file"]:
         job.skip("onnx", base.part, row["reason"], precision=row["precision"])
         job.log(f"      {base.part} {name}: not made: {row['reason']}")
-        return
-    if name not in job.fmts:       # made with its twin, but not asked for
-        os.remove(row["file"])
         return
     v = job.add(name, base.part, row["file"], base.sparsity)
     v.metrics = dict(row["metrics"], verified=bool(row["ok"]))
