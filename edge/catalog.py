@@ -51,7 +51,7 @@ FORMATS = (
            "edgetpu_compiler (x86-64 Linux, Coral apt repo)", ("coral",),
            "an Edge TPU artifact: run `edge-bench --device coral` on a machine with a Coral "
            "(libedgetpu1-std from Coral's apt repository)"),
-    Format("onnx", (".onnx",), ("float32",), "onnxruntime", "tf2onnx", ("cpu", "jetson"),
+    Format("onnx", (".onnx",), ("float32", "float16", "int8"), "onnxruntime", "tf2onnx", ("cpu", "jetson"),
            "an ONNX model: timed with `--device cpu` (ONNX Runtime CPU) or `--device jetson` (CUDA)"),
     Format("tensorrt", (".engine", ".plan", ".trt"), ("float32", "float16", "int8"), "tensorrt",
            "tensorrt + NVIDIA GPU (build on the Jetson)", ("jetson",),
@@ -70,23 +70,30 @@ class Export(NamedTuple):
     precision: str
     suffix: str                    # file name ending after "<part>"
     devices: Tuple[str, ...]
-    needs: Optional[str]           # the export that must run first (edgetpu compiles tflite-int8)
+    needs: Tuple[str, ...]         # the exports that must run first (edgetpu compiles tflite-int8)
     note: str
 
 
 EXPORTS = (
-    Export("keras", "keras", "float32", ".keras", ("cpu",), None,
+    Export("keras", "keras", "float32", ".keras", ("cpu",), (),
            "the (pruned) float Keras model; host-side reference, not for devices"),
-    Export("tflite-fp32", "tflite", "float32", "_fp32.tflite", ("cpu",), None, ""),
-    Export("tflite-fp16", "tflite", "float16", "_fp16.tflite", ("cpu",), None,
+    Export("tflite-fp32", "tflite", "float32", "_fp32.tflite", ("cpu",), (), ""),
+    Export("tflite-fp16", "tflite", "float16", "_fp16.tflite", ("cpu",), (),
            "float16 weights, float compute on CPU (half the size of fp32)"),
-    Export("tflite-dynamic", "tflite", "dynamic", "_dynamic.tflite", ("cpu",), None,
+    Export("tflite-dynamic", "tflite", "dynamic", "_dynamic.tflite", ("cpu",), (),
            "int8 weights, float activations"),
-    Export("tflite-int8", "tflite", "int8", "_int8.tflite", ("cpu", "coral"), None,
+    Export("tflite-int8", "tflite", "int8", "_int8.tflite", ("cpu", "coral"), (),
            "full integer; coral only when the Edge TPU analysis says mappable"),
-    Export("edgetpu", "edgetpu", "int8", "_int8_edgetpu.tflite", ("coral",), "tflite-int8", ""),
-    Export("onnx", "onnx", "float32", ".onnx", ("cpu", "jetson"), None, ""),
-    Export("tensorrt", "tensorrt", "float16", ".engine", ("jetson",), "onnx",
+    Export("edgetpu", "edgetpu", "int8", "_int8_edgetpu.tflite", ("coral",), ("tflite-int8",), ""),
+    Export("onnx", "onnx", "float32", ".onnx", ("cpu", "jetson"), (), ""),
+    # TensorRT's inputs next to ``<part>.onnx`` (edge/trt_build.py finds them by these names): the FP16
+    # ONNX (strongly typed TensorRT 11 builds fp16 from it) and the QDQ ONNX (int8 by explicit
+    # quantization with the QAT scales, every TensorRT; ONNX Runtime runs it on a CPU too).
+    Export("onnx-fp16", "onnx", "float16", "_fp16.onnx", ("jetson",), ("onnx",),
+           "FP16 ONNX for TensorRT (fp16 engine on strongly typed TensorRT)"),
+    Export("onnx-int8", "onnx", "int8", "_int8.onnx", ("cpu", "jetson"), ("onnx", "tflite-int8"),
+           "QDQ ONNX with the int8 TFLite's scales: TensorRT int8 by explicit quantization"),
+    Export("tensorrt", "tensorrt", "float16", ".engine", ("jetson",), ("onnx-fp16", "onnx-int8"),
            "engines are device-specific: built on the target"),
 )
 EXPORT = {e.name: e for e in EXPORTS}  # type: Dict[str, Export]
@@ -219,8 +226,10 @@ def why_not_on(fmt: str, device: str) -> str:
 # -- model parts --------------------------------------------------------------------------------
 PARTS = ("full", "encoder", "head")
 # How a model's parts combine into what runs: a whole-clip model alone, or an encoder run once per
-# frame whose features feed a temporal head (a "streaming" bundle). The head always runs on a CPU
-# backend (the device's ``head_backend``), matched to the encoder's precision first.
+# frame whose features feed a temporal head (a "streaming" bundle). The head runs on a CPU backend
+# (the device's ``head_backend``), matched to the encoder's precision first; the one exception is an
+# Edge TPU head co-compiled with its Edge TPU encoder, which runs on the same Edge TPU
+# (``edge.select.co_compiled_head``).
 PAIRINGS = {"full": ("full",), "encoder+head": ("encoder", "head")}
 PAIRED = {"encoder": "head"}       # part -> the part it needs
 RUN_PARTS = ("full", "encoder")     # parts a plan's main artifact can be

@@ -58,7 +58,10 @@ def classifier_for(bundle: Bundle, plan, options: Optional[BackendOptions] = Non
     else:
         t1 = time.perf_counter()
         try:
-            head = load_backend(bundle.path(plan.head), plan.head_backend, BackendOptions(threads=options.threads))
+            # a head on the main backend (an Edge TPU head co-compiled with its encoder) uses the same device
+            same = plan.head_backend == plan.backend
+            head = load_backend(bundle.path(plan.head), plan.head_backend,
+                                BackendOptions(threads=options.threads, device=options.device if same else None))
         except Exception:
             main.close()
             raise

@@ -85,11 +85,28 @@ def _pick(bundle: Bundle, formats: List[str], part: str, precisions: List[str],
     return None
 
 
+def co_compiled_head(bundle: Bundle, encoder: Artifact, device: str = "coral") -> Optional[Artifact]:
+    """The Edge TPU head compiled in one ``edgetpu_compiler`` run with this Edge TPU ``encoder``
+    (each records the other in ``edgetpu.co_compiled_with``), or None."""
+    if encoder.format != "edgetpu":
+        return None
+    for h in bundle.find(format="edgetpu", part="head"):
+        mates = (h.edgetpu or {}).get("co_compiled_with") or []
+        if os.path.basename(encoder.file) in mates and C.runs_on(h.devices, device):
+            return h
+    return None
+
+
 def pair_head(bundle: Bundle, encoder: Artifact, head_backend: str,
               device: str = "cpu") -> Tuple[Optional[Artifact], Optional[str], List[str]]:
-    """The head that goes with ``encoder``: the one ``head_backend`` runs, the encoder's precision
-    first; else any head a CPU backend runs (noted). The one pairing rule of the project."""
+    """The head that goes with ``encoder``: an Edge TPU head co-compiled with an Edge TPU encoder
+    (runs on the Edge TPU too); else the one ``head_backend`` runs, the encoder's precision first;
+    else any head a CPU backend runs (noted). The one pairing rule of the project."""
     precs = C.precision_preference(encoder.precision, C.HEAD_PRECISION_ORDER)
+    tpu_head = co_compiled_head(bundle, encoder, device)
+    if tpu_head is not None:
+        return tpu_head, "edgetpu", [f"{tpu_head.file} was co-compiled with {encoder.file}: the head runs on "
+                                     f"the Edge TPU too"]
     want = C.native_format(head_backend)
     head = _pick(bundle, [want], "head", precs, device)
     if head is not None:

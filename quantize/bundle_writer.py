@@ -117,13 +117,16 @@ def score_artifacts(paths: Dict[str, str], x: np.ndarray, y: np.ndarray, labels:
 
 
 def _formats(cfg: QuantizeConfig, log: Callable[[str], None]) -> List[str]:
-    """The asked formats plus the ones they are made from (catalog ``needs``: edgetpu <- tflite-int8)."""
+    """The asked formats plus, recursively, the ones they are made from (catalog ``needs``:
+    edgetpu <- tflite-int8, tensorrt <- onnx-fp16 + onnx-int8 <- onnx + tflite-int8)."""
     fmts = [f for f in cfg.formats if f in FORMATS]
-    for f in list(fmts):
-        need = FORMATS[f].needs
-        if need and need not in fmts:
-            fmts.append(need)
-            log(f"note: {f} is made from {need}: adding {need}")
+    i = 0
+    while i < len(fmts):
+        for need in FORMATS[fmts[i]].needs:
+            if need not in fmts:
+                fmts.append(need)
+                log(f"note: {fmts[i]} is made from {need}: adding {need}")
+        i += 1
     return fmts
 
 

@@ -27,7 +27,7 @@ class ExportFormat:
     devices: Tuple[str, ...]  # where the artifact runs
     export: Callable          # export_<fmt>(...) (see each function for its inputs)
     note: str = ""
-    needs: Optional[str] = None   # the export whose output it starts from (edgetpu <- tflite-int8)
+    needs: Tuple[str, ...] = ()   # the exports whose outputs it starts from (edgetpu <- tflite-int8)
 
 
 def export_keras(model, path: str, **_) -> str:
@@ -63,6 +63,19 @@ def export_onnx(model, path: str, opset: int = 13, **_) -> str:
     return export(model, path, opset=opset)
 
 
+def export_onnx_fp16(float_onnx: str, path: str, **_) -> str:
+    """``<part>_fp16.onnx`` from ``<part>.onnx`` (the steps call ``onnx_export.tensorrt_variants``,
+    which makes both TensorRT variants with this and ``export_onnx_int8`` and verifies them)."""
+    from .onnx_export import export_fp16
+    return export_fp16(float_onnx, path)
+
+
+def export_onnx_int8(int8_tflite: str, path: str, opset: int = 13, **_) -> str:
+    """``<part>_int8.onnx`` (QuantizeLinear/DequantizeLinear) from the part's int8 TFLite."""
+    from .onnx_export import export_qdq
+    return export_qdq(int8_tflite, path, opset=opset)
+
+
 def export_tensorrt(onnx_path: str, cache_dir: str, precision: str = "fp16", calibration=None, **_):
     """Build on the Jetson (needs tensorrt); raises TensorRTUnavailable elsewhere."""
     from .tensorrt import build_engine
@@ -77,6 +90,8 @@ EXPORTERS: Dict[str, Callable] = {
     "tflite-int8": export_tflite_int8,
     "edgetpu": export_edgetpu,
     "onnx": export_onnx,
+    "onnx-fp16": export_onnx_fp16,
+    "onnx-int8": export_onnx_int8,
     "tensorrt": export_tensorrt,
 }
 FORMATS: Dict[str, ExportFormat] = {
@@ -123,4 +138,11 @@ def tool_available(fmt: str) -> Optional[str]:
             import tf2onnx  # noqa: F401
         except ImportError:
             return "tf2onnx is not installed: pip install tf2onnx onnx onnxruntime"
+    if fmt in ("onnx-fp16", "onnx-int8"):
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return "onnx / onnxruntime are not installed (they make and verify the TensorRT ONNX variants): " \
+                   "pip install onnx onnxruntime"
     return None

@@ -26,7 +26,7 @@ from .formats import FORMATS
 
 # exported straight from the float Keras parts: every export row that needs no other export first and
 # is not the calibrated int8 (which has its own steps)
-FLOAT_FORMATS = tuple(f.name for f in FORMATS.values() if f.needs is None and f.precision != "int8")
+FLOAT_FORMATS = tuple(f.name for f in FORMATS.values() if not f.needs and f.precision != "int8")
 # scored here: what this host's CPU runs (keras is host-only, edgetpu/tensorrt need their device)
 SCORED_HERE = tuple(C.device_formats("cpu"))
 
@@ -68,8 +68,9 @@ class Job:
     def sparsity_of(self, part: str) -> Optional[float]:
         return self.parts.part_sparsity(self.sparsity_rows, part, self.overall)
 
-    def skip(self, fmt: str, part: str, reason: str) -> None:
-        self.skipped.append({"format": fmt, "part": part, "reason": reason})
+    def skip(self, fmt: str, part: str, reason: str, **extra) -> None:
+        """A ``skipped`` entry of the bundle (``extra``: precision, command, predicted ...)."""
+        self.skipped.append(dict({"format": fmt, "part": part, "reason": reason}, **extra))
 
 
 def _short(e: BaseException) -> str:
@@ -260,54 +261,164 @@ def analyze_edgetpu(job: Job) -> None:
         job.log(f"      {a.file}: {rep.summary()}")
 
 
+def _int8_tflite(job: Job, part: str) -> Optional[Tuple[Artifact, str]]:
+    """The ok int8 TFLite of ``part`` produced so far (None: there is none)."""
+    return next(((a, p) for a, p in job.produced if a.format == "tflite" and a.precision == "int8"
+                 and a.part == part and a.status == "ok"), None)
+
+
+def edgetpu_groups(job: Job) -> List[List[Tuple[Artifact, str]]]:
+    """What edgetpu_compiler compiles in one run: the encoder together with the head when the
+    analyzer predicts the head maps (co-compiled, encoder first: it gets the parameter cache
+    first), else the encoder (or the full model) alone."""
+    groups = []
+    for part in ("full", "encoder"):
+        main = _int8_tflite(job, part)
+        if main is None:
+            continue
+        head = _int8_tflite(job, C.PAIRED[part]) if part in C.PAIRED else None
+        if head is not None and (head[0].edgetpu or {}).get("mappable"):
+            groups.append([main, head])
+        else:
+            groups.append([main])
+    return groups
+
+
+def _edgetpu_not_built(job: Job, group: List[Tuple[Artifact, str]], reason: str) -> None:
+    """Skipped entries for a group the compiler did not compile, with the command to run elsewhere
+    and the analyzer's verdict (predicted, not compiled)."""
+    from .edgetpu_compiler import compile_command, edgetpu_name
+    cmd = " ".join(compile_command([os.path.basename(p) for _, p in group], "."))
+    for a, p in group:
+        job.skip("edgetpu", a.part, f"{edgetpu_name(p)} not produced: {reason}; on an x86-64 host, in the bundle "
+                                    f"directory: `{cmd}`" + (" (co-compiled)" if len(group) > 1 else ""),
+                 command=cmd, predicted={"mappable": (a.edgetpu or {}).get("mappable"),
+                                         "by": "edgetpu_analyzer (predicted, not compiled)"})
+    job.log(f"      edgetpu_compiler: {reason}")
+    job.log(f"      to compile elsewhere: {cmd}")
+
+
 def compile_edgetpu(job: Job) -> None:
-    """edgetpu_compiler on every int8 full/encoder (skipped with the reason when it is absent)."""
-    for a, path in list(job.produced):
-        if a.format != "tflite" or a.precision != "int8" or a.part not in ("encoder", "full"):
+    """edgetpu_compiler on every int8 full/encoder, co-compiled with the head when the head maps
+    (skipped with the reason and the command to run when the compiler is absent)."""
+    from .edgetpu_compiler import compile_models
+    for group in edgetpu_groups(job):
+        results = compile_models([p for _, p in group], job.out_dir)
+        if not all(r.produced for r in results):
+            _edgetpu_not_built(job, group, next(r.reason for r in results if not r.produced))
             continue
-        res = FORMATS["edgetpu"].export(path, job.out_dir)
-        if not res.produced:
-            job.skip("edgetpu", a.part, f"{os.path.basename(path)[:-7]}_edgetpu.tflite not produced: {res.reason}")
-            job.log(f"      edgetpu_compiler: {res.reason}")
-            continue
-        e = job.add("edgetpu", a.part, res.output, a.sparsity)
-        e.edgetpu = res.log.to_dict() if res.log else None
-        e.quantization = dict(a.quantization)
-        e.notes = (f"compiled by edgetpu_compiler; log: {os.path.basename(res.log_path)}; "
-                   f"not scored here (needs an Edge TPU): same int8 math as {a.name}, whose metrics apply")
-        e.metrics = {}
+        for (a, _), res in zip(group, results):
+            e = job.add("edgetpu", a.part, res.output, a.sparsity)
+            e.edgetpu = res.record()
+            e.quantization = dict(a.quantization)
+            e.notes = (f"compiled by edgetpu_compiler; log: {os.path.basename(res.log_path)}; "
+                       f"not scored here (needs an Edge TPU): same int8 math as {a.name}, whose metrics apply")
+            e.metrics = {}
+            job.log(f"      {e.file}: {res.log.ops_on_tpu if res.log else '?'} of "
+                    f"{res.log.ops_total if res.log else '?'} ops on the Edge TPU"
+                    + (f" (co-compiled with {', '.join(res.co_compiled_with)})" if res.co_compiled_with else ""))
 
 
 # -- 6. TensorRT --------------------------------------------------------------------------------
+VARIANT_EXPORT = {"float16": "onnx-fp16", "int8": "onnx-int8"}   # tensorrt_variants precision -> row
+
+
+def _float_onnx_parts(job: Job) -> List[Tuple[Artifact, str]]:
+    return [(a, p) for a, p in job.produced if a.format == "onnx" and a.precision == "float32"
+            and a.part in C.RUN_PARTS and a.status == "ok"]
+
+
+def _record_variant(job: Job, base: Artifact, row: dict) -> None:
+    name = VARIANT_EXPORT[row["precision"]]
+    if name not in job.fmts:       # made with its twin, but not asked for
+        if row["file"]:
+            os.remove(row["file"])
+        return
+    if not row["file"]:
+        job.skip("onnx", base.part, row["reason"], precision=row["precision"])
+        job.log(f"      {base.part} {name}: not made: {row['reason']}")
+        return
+    v = job.add(name, base.part, row["file"], base.sparsity)
+    v.metrics = dict(row["metrics"], verified=bool(row["ok"]))
+    if not row["ok"]:
+        v.notes = (v.notes + "; NOT verified: " + row["reason"]).strip("; ")
+    m = row["metrics"]
+    job.log(f"      {v.file}: {v.size_bytes} bytes, " + (
+        f"max abs diff {m['max_abs_diff']:.2e} vs {m['reference']}" if m else "")
+        + ("" if row["ok"] else f" ({row['reason']})"))
+
+
+def onnx_variants(job: Job) -> None:
+    """TensorRT's ONNX inputs per part with a float ONNX (``onnx_export.tensorrt_variants``): the FP16
+    ONNX and the QDQ int8 ONNX (from the part's int8 TFLite), each verified; missing ones skipped."""
+    from .onnx_export import tensorrt_variants
+    why = next((F.tool_available(n) for n in VARIANT_EXPORT.values() if n in job.fmts), None)
+    clips = job.data["x_test"][:job.cfg.verify_clips]
+    for a, path in _float_onnx_parts(job):
+        if why:
+            for prec, name in VARIANT_EXPORT.items():
+                if name in job.fmts:
+                    job.skip("onnx", a.part, why, precision=prec)
+            continue
+        int8 = _int8_tflite(job, a.part)
+        rows = tensorrt_variants(path, int8[1] if int8 else None, job.parts.verify_inputs(a.part, clips))
+        for row in rows:
+            _record_variant(job, a, row)
+
+
+def _trtexec_notes(path: str, precision: str) -> Tuple[str, str]:
+    """(engine file name, "family: command" lines) for building ``precision`` from ``path``'s part."""
+    from edge.trt_build import base_onnx
+    from .tensorrt import trtexec_commands
+    base = base_onnx(path)
+    engine = os.path.basename(base)[:-5] + f"_{precision}.engine"
+    cmds = trtexec_commands(os.path.basename(base), engine, precision)
+    return engine, "; ".join(f"TensorRT {fam}: `{cmd}`" for fam, cmd in cmds.items())
+
+
 def tensorrt(job: Job) -> None:
     """Engines from every ONNX full/encoder through ``export_tensorrt`` when this host can build
-    them (a Jetson); elsewhere the trtexec command to run on the device goes into the notes."""
-    from .tensorrt import available, trtexec_command
+    them (a Jetson); elsewhere the trtexec commands (one per TensorRT family) to run on the device
+    go into the notes of the ONNX each one reads and into ``skipped``."""
+    from .tensorrt import available
     why = available()
-    for a, p in [(a, p) for a, p in job.produced if a.format == "onnx" and a.part in ("encoder", "full")]:
-        cmd = trtexec_command(a.file, a.file[:-5] + "_fp16.engine", "fp16")
-        a.notes = (a.notes + f" TensorRT on the Jetson: {cmd}").strip()
-        if why:
-            job.skip("tensorrt", a.part, f"engine not built here ({why.split(':')[0]}); engines are per device: "
-                                         f"build on the Jetson with `{cmd}` or `edge-quantize` there")
-            continue
-        try:  # pragma: no cover - needs a GPU
-            b = FORMATS["tensorrt"].export(p, job.out_dir, "fp16")
-            t = job.add("tensorrt", a.part, b.path, a.sparsity)
-            t.notes = f"built on {b.device} with TensorRT {b.trt_version}; valid only there"
-        except Exception as e:  # pragma: no cover - needs a GPU
-            job.skip("tensorrt", a.part, _short(e))
+    variants = {(a.part, a.precision): a for a, _ in job.produced if a.format == "onnx"}
+    for a, p in _float_onnx_parts(job):
+        todo = [("fp16", variants.get((a.part, "float16"), a))]
+        if (a.part, "int8") in variants:
+            todo.append(("int8", variants[(a.part, "int8")]))
+        for prec, src in todo:
+            engine, cmds = _trtexec_notes(p, prec)
+            src.notes = (src.notes + f"; TensorRT {prec} on the Jetson: {cmds}").strip("; ")
+            if why:
+                job.skip("tensorrt", a.part, f"{engine} not built here ({why.split(':')[0]}); engines are per "
+                                             f"device: `edge-run` builds it from the ONNX on the Jetson, or {cmds}",
+                         precision=prec)
+                continue
+            _build_engine(job, a, p, prec)
+
+
+def _build_engine(job: Job, a: Artifact, path: str, precision: str) -> None:  # pragma: no cover - needs a GPU
+    try:
+        b = FORMATS["tensorrt"].export(path, job.out_dir, precision)
+        t = job.add("tensorrt", a.part, b.path, a.sparsity)
+        t.precision = {"fp16": "float16", "fp32": "float32"}.get(b.precision, b.precision)
+        t.name = f"{a.part}-{t.precision}-tensorrt"
+        t.notes = f"built on {b.device} with TensorRT {b.trt_version} from {os.path.basename(b.onnx)}; valid only there"
+    except Exception as e:
+        job.skip("tensorrt", a.part, _short(e), precision=precision)
 
 
 # -- 7. score -----------------------------------------------------------------------------------
 def scoring_units(produced: List[Tuple[Artifact, str]]) -> List[Dict[str, Tuple[Artifact, str]]]:
     """What is scored together: each full artifact alone, each encoder with the head edge-run pairs
-    with it on this CPU (``edge.select.pair_head``: its own runtime's head, same precision first)."""
+    with it on this CPU (``edge.select.pair_head``: its own runtime's head, same precision first).
+    Only what a CPU runs (the FP16 ONNX for TensorRT is a Jetson's: its check is in its metrics)."""
     from edge.bundle import Bundle
     from edge.preprocess import InputSpec
     from edge.sampling import TemporalSampling
     from edge.select import pair_head
-    ok = [(a, p) for a, p in produced if a.status == "ok" and a.format in SCORED_HERE]
+    ok = [(a, p) for a, p in produced if a.status == "ok" and a.format in SCORED_HERE and C.runs_on(a.devices, "cpu")]
     path_of = {a.name: p for a, p in ok}
     bundle = Bundle(name="produced", model="produced", labels=["-"], input=InputSpec(),
                     sampling=TemporalSampling(), artifacts=[a for a, _ in ok])
@@ -358,6 +469,10 @@ def _has(fmt: str) -> Callable[[Job], bool]:
     return lambda job: fmt in job.fmts
 
 
+def _has_any(*fmts: str) -> Callable[[Job], bool]:
+    return lambda job: any(f in job.fmts for f in fmts)
+
+
 def _always(job: Job) -> bool:
     return True
 
@@ -382,6 +497,8 @@ STEPS = [
     Step("qat", _has("tflite-int8"), _qat_title, qat),
     Step("int8", _has("tflite-int8"), lambda j: f"full-integer int8 ({j.cfg.io_dtype} I/O, {len(j.data['calib'])} "
                                                 f"calibration clips from the training split)", int8),
+    Step("onnx-variants", _has_any(*VARIANT_EXPORT.values()), lambda j: "TensorRT ONNX variants: FP16 + QDQ int8 "
+         "per part, each verified", onnx_variants),
     Step("analyze", _always, lambda j: "Edge TPU: analysing every .tflite"
          + (", compiling int8" if "edgetpu" in j.fmts else ""), analyze_edgetpu),
     Step("compile", _has("edgetpu"), None, compile_edgetpu),

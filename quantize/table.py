@@ -47,6 +47,7 @@ def bundle_table(artifacts: Iterable, reference: Optional[dict] = None, skipped:
                      _pct(reference.get("sparsity", 0.0)), _f(reference.get("f1_macro")), "100.0%", "-", "ok"])
     rows += [artifact_row(a) for a in artifacts]
     for s in skipped:
-        rows.append([f"{s.get('part', 'full')}-{s.get('format')}", s.get("format", "-"), s.get("part", "-"),
+        name = "-".join(str(s[k]) for k in ("part", "precision", "format") if s.get(k))
+        rows.append([name, s.get("format", "-"), s.get("part", "-"),
                      "-", "-", "-", "-", "-", "skipped"])
     return render(rows)
