@@ -456,6 +456,65 @@ def _prepare_run_dir(cfg: TrainConfig) -> Tuple[Path, Optional[dict]]:
     return out, state
 
 
+def _check_encoder_weights(model_cfg: dict) -> None:
+    """A missing --encoder-weights file fails before anything is written (one line)."""
+    w = model_cfg.get("encoder_weights")
+    if model_cfg.get("encoder") == "keras" and not w:
+        raise ConfigError("--encoder keras needs --encoder-weights FILE (a .keras/.h5 image model saved on disk)")
+    if model_cfg.get("encoder") not in (None, "scratch") and w and w != "imagenet" and not Path(w).is_file():
+        raise ConfigError(f"--encoder-weights {w}: no such file")
+
+
+def _clip_inputs(cfg: TrainConfig, data: Data, augment, classes, state: dict, log):
+    """Training stream of (augmented) clips and the validation dataset (whole model trains)."""
+    import tensorflow as tf
+
+    x_tr, y_tr = split_arrays(data, "train")
+    x_va, y_va = split_arrays(data, "val")
+    eye = np.eye(len(classes), dtype=np.float32)
+    stream = TrainStream(x_tr, eye[y_tr], cfg.batch_size, augment, cfg.seed, start_epoch=state["epoch"],
+                         reverse_map=swap_table(cfg.reverse_swap, classes, "reverse_swap"),
+                         flip_map=swap_table(cfg.flip_swap, classes, "flip_swap"))
+    val = None
+    if x_va is not None and len(x_va):
+        val = tf.data.Dataset.from_tensor_slices((x_va, eye[y_va])).batch(cfg.batch_size)
+    else:
+        log("warning: no validation clips; early stopping and the LR plateau schedule watch nothing")
+    return stream, val
+
+
+def _frozen_inputs(cfg: TrainConfig, data: Data, model, model_cfg: dict, augment, state: dict, log):
+    """Frozen encoder: (head, feature stream, val features, test features, test labels).
+
+    Features come from the on-disk feature cache (``train.features``); the head shares its layers
+    with ``model``, so the full model is trained when the head is."""
+    import tensorflow as tf
+
+    from train.models import parts_of
+    from train.models.common import compile_model
+
+    from .features import FeatureCache, FeatureStream, describe, feature_key, labels_of, split_features
+
+    parts = parts_of(model)
+    variants = 1 + (int(cfg.feature_variants) if augment.active else 0)
+    key = feature_key(model_cfg, cfg.size, cfg.frames, augment.to_dict() if augment.active else {})
+    cache = FeatureCache(parts.encoder, key, augment, log)
+    f_tr = split_features(cache, data, "train", variants, cfg.progress)
+    f_va = split_features(cache, data, "val", 1, cfg.progress)
+    f_te = split_features(cache, data, "test", 1, cfg.progress)
+    for line in describe(cache):
+        log(line)
+    k = len(data.split.classes)
+    eye = np.eye(k, dtype=np.float32)
+    compile_model(parts.head, model_cfg["optimizer"], model_cfg["learning_rate"], model_cfg["label_smoothing"],
+                  model_cfg["clipnorm"])
+    stream = FeatureStream(f_tr, eye[labels_of(data, "train")], cfg.batch_size, cfg.seed, state["epoch"])
+    val = None
+    if f_va is not None and len(f_va):
+        val = tf.data.Dataset.from_tensor_slices((f_va[:, 0], eye[labels_of(data, "val")])).batch(cfg.batch_size)
+    return parts.head, stream, val, f_te[:, 0], labels_of(data, "test")
+
+
 def train(cfg: TrainConfig, *, callbacks: Sequence = (), log: Callable[[str], None] = print,
           argv: Optional[Sequence[str]] = None) -> TrainResult:
     """Train one model as configured and write the complete run directory (see ``train.run``)."""
@@ -465,6 +524,10 @@ def train(cfg: TrainConfig, *, callbacks: Sequence = (), log: Callable[[str], No
     out, state = _prepare_run_dir(cfg)                  # checks only; nothing written yet
     try:                                                # bad config fails before anything is written
         model_cfg = resolve_config(cfg.model, **cfg.model_cfg)
+        _check_encoder_weights(model_cfg)
+        from .features import is_frozen
+
+        is_frozen(cfg.model, model_cfg)                 # validates train_mode against the encoder
         augment = AugmentConfig.off() if cfg.no_augment else AugmentConfig.from_dict(cfg.augment)
     except (TypeError, ValueError) as e:
         raise ConfigError(str(e)) from None
@@ -484,8 +547,12 @@ def train(cfg: TrainConfig, *, callbacks: Sequence = (), log: Callable[[str], No
     classes = list(data.split.classes)
     k = len(classes)
 
-    x_tr, y_tr = split_arrays(data, "train")
-    x_va, y_va = split_arrays(data, "val")
+    from .features import is_frozen
+
+    frozen = is_frozen(cfg.model, model_cfg)
+    if frozen and state is not None:
+        log("frozen encoder: the head trains in seconds on cached features; starting it again")
+        state = None
     eye = np.eye(k, dtype=np.float32)
     total = cfg.effective_epochs
     strategy, strategy_kind = make_strategy(cfg.strategy)
@@ -502,27 +569,25 @@ def train(cfg: TrainConfig, *, callbacks: Sequence = (), log: Callable[[str], No
         rd.write_yaml(out / rd.CONFIG_FILE, run_config(cfg, data, model_cfg, augment, argv))
         rd.write_json(out / rd.SPLIT_FILE, split_json(data, cfg))
 
-    stream = TrainStream(x_tr, eye[y_tr], cfg.batch_size, augment, cfg.seed, start_epoch=state["epoch"],
-                         reverse_map=swap_table(cfg.reverse_swap, classes, "reverse_swap"),
-                         flip_map=swap_table(cfg.flip_swap, classes, "flip_swap"))
-    val = None
-    if x_va is not None and len(x_va):
-        val = tf.data.Dataset.from_tensor_slices((x_va, eye[y_va])).batch(cfg.batch_size)
+    if frozen:
+        fit_model, stream, val, test_x, y_te = _frozen_inputs(cfg, data, model, model_cfg, augment, state, log)
     else:
-        log("warning: no validation clips; early stopping and the LR plateau schedule watch nothing")
+        fit_model = model
+        stream, val = _clip_inputs(cfg, data, augment, classes, state, log)
     controller = make_controller(out, cfg, state, total, stream.steps, log, write)
     t_start = time.time()
     if state["epoch"] < total and not state.get("stopped_early"):
-        model.fit(stream.dataset(), steps_per_epoch=stream.steps, epochs=total, initial_epoch=state["epoch"],
-                  validation_data=val, callbacks=[controller, *callbacks], verbose=0)
-    restored = cfg.restore_best and _load_best(model, ckpt_dir)
+        fit_model.fit(stream.dataset(), steps_per_epoch=stream.steps, epochs=total, initial_epoch=state["epoch"],
+                      validation_data=val, callbacks=[controller, *callbacks], verbose=0)
+    restored = cfg.restore_best and _load_best(fit_model, ckpt_dir)
     if restored:
         log(f"restored best weights from epoch {state['best_epoch']} ({cfg.monitor} {state['best']:.4f})")
     train_seconds = state.get("train_seconds", time.time() - t_start)
 
     # ---- evaluate on the test split and write everything
-    x_te, y_te = split_arrays(data, "test")
-    probs = model.predict(x_te, batch_size=max(cfg.batch_size, 8), verbose=0)
+    if not frozen:
+        test_x, y_te = split_arrays(data, "test")
+    probs = fit_model.predict(test_x, batch_size=max(cfg.batch_size, 8), verbose=0)
     metrics = classification_metrics(y_te, probs.argmax(-1), labels=classes)
     metrics["predicted_classes"] = int(len(set(probs.argmax(-1).tolist())))
     if metrics["predicted_classes"] == 1 and k > 1:

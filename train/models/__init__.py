@@ -15,6 +15,10 @@ from dataclasses import asdict
 from typing import Any, Dict
 
 MODEL_NAMES = ("lrcn", "convlstm", "lrcn-edge")
+# lrcn-edge choices (here, not in the builders, so CLI --help needs no TensorFlow)
+ENCODERS = ("scratch", "efficientnet-lite0", "keras")
+TRAIN_MODES = ("frozen", "last-blocks", "full")
+HEADS = ("lstm", "gru", "tcn", "attention")
 ALL_MODELS = MODEL_NAMES + ("baseline",)
 
 # The paper's epoch budgets (EarlyStopping usually ends runs sooner).
@@ -82,5 +86,5 @@ def load_model(path, compile: bool = True):
     return keras.models.load_model(str(path), custom_objects=custom_objects(), compile=compile)
 
 
-__all__ = ["MODEL_NAMES", "ALL_MODELS", "DEFAULT_EPOCHS", "build_model", "resolve_config", "load_model",
+__all__ = ["MODEL_NAMES", "ALL_MODELS", "ENCODERS", "TRAIN_MODES", "HEADS", "DEFAULT_EPOCHS", "build_model", "resolve_config", "load_model",
            *sorted(_LAZY)]

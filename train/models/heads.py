@@ -20,9 +20,8 @@ from typing import Callable, Dict
 
 import tf_keras as keras
 
+from . import HEADS
 from .layers import PositionEmbedding
-
-HEADS = ("lstm", "gru", "tcn", "attention")
 
 
 def _project(x, c):

@@ -30,12 +30,11 @@ from typing import List, NamedTuple, Optional, Tuple
 import tf_keras as keras
 
 from .common import compile_model, config_from
-from .heads import HEADS, temporal
+from . import ENCODERS, HEADS, TRAIN_MODES
+from .heads import temporal
 from .layers import BatchToFrames, FramesToBatch
 
 POOLINGS = ("flatten", "gap", "both")
-ENCODERS = ("scratch", "efficientnet-lite0", "keras")
-TRAIN_MODES = ("frozen", "last-blocks", "full")
 
 
 @dataclass
