@@ -92,6 +92,9 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="seed for split, init, shuffling, augmentation (default 0)")
     g.add_argument("--patience", type=int, help="early stopping patience on val_loss (default 10)")
     g.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="default: none (paper models), plateau (lrcn-edge)")
+    g.add_argument("--stream-data", action="store_const", const=True,
+                   help="read clips from the cache on demand (tf.data: parallel decode, augmentation, prefetch) "
+                        "instead of loading the split into memory; for data that does not fit in RAM")
     g.add_argument("--no-augment", action="store_const", const=True, help="turn augmentation off")
     g = ap.add_argument_group("lrcn-edge encoder and head (shortcuts for --model-opt)")
     g.add_argument("--encoder", choices=ENCODERS,

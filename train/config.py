@@ -82,6 +82,9 @@ class TrainConfig:
     model_cfg: Dict[str, Any] = field(default_factory=dict)
     # frozen pretrained encoder: augmented feature copies cached per training clip (plus the clean one)
     feature_variants: int = 2
+    # read training clips from the uint8 cache on demand (tf.data, parallel decode + augmentation)
+    # instead of loading the whole split as float32: for data that does not fit in memory
+    stream_data: bool = False
     strategy: str = "auto"
     resume: bool = False
     progress: bool = True

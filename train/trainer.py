@@ -184,36 +184,48 @@ def is_chief() -> bool:
 
 # -------------------------------------------------------------------------------- input stream
 class TrainStream:
-    """Endless generator of (augmented) training batches; epoch ``e`` always draws the same order and
-    augmentations for a given seed (``rng = default_rng([seed, e])``), so a resumed run continues the
-    stream it would have seen."""
+    """Endless generator of (augmented) training batches; epoch ``e`` always draws the same order
+    (``rng = default_rng([seed, e])``) and batch ``b`` of it the same augmentations
+    (``default_rng([seed, e, b + 1])``), so a resumed run continues the stream it would have seen and
+    batches can be built in parallel without changing them.
 
-    def __init__(self, x: np.ndarray, y_onehot: np.ndarray, batch_size: int, augment, seed: int,
+    ``x`` is an in-memory float32 array (N, T, H, W, 3), or a ``train.data.stream.ClipSource`` that
+    reads the uint8 cache on demand (``x[idx]`` -> float32 batch): data that does not fit in memory.
+    Both give the same batches for the same seed."""
+
+    def __init__(self, x, y_onehot: np.ndarray, batch_size: int, augment, seed: int,
                  start_epoch: int = 0, reverse_map: Optional[np.ndarray] = None,
-                 flip_map: Optional[np.ndarray] = None):
+                 flip_map: Optional[np.ndarray] = None, parallel: Optional[int] = None):
         self.x, self.y, self.bs = x, y_onehot, int(batch_size)
         self.augment, self.seed, self.start_epoch = augment, int(seed), int(start_epoch)
         # class index -> class index after time reversal / mirroring (-1: not allowed for that class)
         self.reverse_map, self.flip_map = reverse_map, flip_map
+        self.parallel = parallel
 
     @property
     def steps(self) -> int:
         return int(math.ceil(len(self.x) / self.bs))
 
-    def epoch_batches(self, epoch: int):
+    def plan(self, epoch: int) -> List[np.ndarray]:
+        """The clip indices of every batch of one epoch (a full permutation: an exact shuffle)."""
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+        return [np.sort(order[i:i + self.bs]) for i in range(0, len(order), self.bs)]
+
+    def batch(self, epoch: int, b: int, idx: np.ndarray):
         from train.data import augment_batch
 
-        rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(len(self.x))
-        for i in range(0, len(order), self.bs):
-            idx = np.sort(order[i:i + self.bs])
-            xb = self.x[idx]
-            yb = self.y[idx]
-            if self.augment is not None and self.augment.active:
-                xb = augment_batch(xb, self.augment, rng)
-            if self.reverse_map is not None or self.flip_map is not None:
-                xb, yb = self._swap(xb, yb, rng)
-            yield xb.astype(np.float32, copy=False), yb
+        rng = np.random.default_rng([self.seed, epoch, b + 1])
+        xb = self.x[idx]
+        yb = self.y[idx]
+        if self.augment is not None and self.augment.active:
+            xb = augment_batch(xb, self.augment, rng)
+        if self.reverse_map is not None or self.flip_map is not None:
+            xb, yb = self._swap(xb, yb, rng)
+        return xb.astype(np.float32, copy=False), yb.astype(np.float32, copy=False)
+
+    def epoch_batches(self, epoch: int):
+        for b, idx in enumerate(self.plan(epoch)):
+            yield self.batch(epoch, b, idx)
 
     def _swap(self, xb: np.ndarray, yb: np.ndarray, rng: np.random.Generator):
         xb, yb = np.array(xb), np.array(yb)
@@ -241,7 +253,11 @@ class TrainStream:
 
         t, h, w, c = self.x.shape[1:]
         sig = (tf.TensorSpec((None, t, h, w, c), tf.float32), tf.TensorSpec((None, self.y.shape[1]), tf.float32))
-        return tf.data.Dataset.from_generator(self, output_signature=sig).prefetch(2)
+        if isinstance(self.x, np.ndarray):
+            return tf.data.Dataset.from_generator(self, output_signature=sig).prefetch(2)
+        from train.data.stream import parallel_batches
+
+        return parallel_batches(self, sig, self.parallel)
 
 
 # ------------------------------------------------------------------------------ epoch control
@@ -456,6 +472,44 @@ def _prepare_run_dir(cfg: TrainConfig) -> Tuple[Path, Optional[dict]]:
     return out, state
 
 
+def split_sources(data: Data, side: str):
+    """(ClipSource, labels) of one side: clips read from the cache on demand (``--stream-data``)."""
+    from train.data.stream import ClipSource
+
+    entries = getattr(data.split, side)
+    if not entries:
+        return None, None
+    m = data.test_manifest if (side == "test" and data.test_manifest is not None) else data.manifest
+    src = ClipSource(m, entries)
+    return src, src.labels()
+
+
+def _streamed_train(data: Data, log):
+    """Training clips for --stream-data, sharded by file across tf.distribute workers (TF_CONFIG)."""
+    from train.data.stream import ClipSource, shard_entries, worker_shard
+
+    n, i = worker_shard()
+    entries = data.split.train
+    if n > 1:
+        entries = shard_entries(entries, n, i)
+        log(f"worker {i} of {n}: {len(entries)} of {len(data.split.train)} training clips")
+    src = ClipSource(data.manifest, entries)
+    return src, src.labels()
+
+
+def _source_dataset(src, y_onehot: np.ndarray, batch_size: int):
+    import tensorflow as tf
+
+    from train.data.stream import batches_of
+
+    def gen():
+        for i, xb in enumerate(batches_of(src, batch_size)):
+            yield xb, y_onehot[i * batch_size:i * batch_size + len(xb)]
+
+    sig = (tf.TensorSpec((None,) + tuple(src.shape[1:]), tf.float32), tf.TensorSpec((None, y_onehot.shape[1]), tf.float32))
+    return tf.data.Dataset.from_generator(gen, output_signature=sig).prefetch(2)
+
+
 def _check_encoder_weights(model_cfg: dict) -> None:
     """A missing --encoder-weights file fails before anything is written (one line)."""
     w = model_cfg.get("encoder_weights")
@@ -469,14 +523,20 @@ def _clip_inputs(cfg: TrainConfig, data: Data, augment, classes, state: dict, lo
     """Training stream of (augmented) clips and the validation dataset (whole model trains)."""
     import tensorflow as tf
 
-    x_tr, y_tr = split_arrays(data, "train")
-    x_va, y_va = split_arrays(data, "val")
     eye = np.eye(len(classes), dtype=np.float32)
+    if cfg.stream_data:
+        x_tr, y_tr = _streamed_train(data, log)
+        x_va, y_va = split_sources(data, "val")
+    else:
+        x_tr, y_tr = split_arrays(data, "train")
+        x_va, y_va = split_arrays(data, "val")
     stream = TrainStream(x_tr, eye[y_tr], cfg.batch_size, augment, cfg.seed, start_epoch=state["epoch"],
                          reverse_map=swap_table(cfg.reverse_swap, classes, "reverse_swap"),
                          flip_map=swap_table(cfg.flip_swap, classes, "flip_swap"))
     val = None
-    if x_va is not None and len(x_va):
+    if x_va is not None and len(x_va) and cfg.stream_data:
+        val = _source_dataset(x_va, eye[y_va], cfg.batch_size)
+    elif x_va is not None and len(x_va):
         val = tf.data.Dataset.from_tensor_slices((x_va, eye[y_va])).batch(cfg.batch_size)
     else:
         log("warning: no validation clips; early stopping and the LR plateau schedule watch nothing")
@@ -585,9 +645,15 @@ def train(cfg: TrainConfig, *, callbacks: Sequence = (), log: Callable[[str], No
     train_seconds = state.get("train_seconds", time.time() - t_start)
 
     # ---- evaluate on the test split and write everything
-    if not frozen:
+    if not frozen and cfg.stream_data:
+        src, y_te = split_sources(data, "test")
+        test_x = _source_dataset(src, np.eye(k, dtype=np.float32)[y_te], max(cfg.batch_size, 8))
+    elif not frozen:
         test_x, y_te = split_arrays(data, "test")
-    probs = fit_model.predict(test_x, batch_size=max(cfg.batch_size, 8), verbose=0)
+    if isinstance(test_x, np.ndarray):
+        probs = fit_model.predict(test_x, batch_size=max(cfg.batch_size, 8), verbose=0)
+    else:
+        probs = fit_model.predict(test_x, verbose=0)
     metrics = classification_metrics(y_te, probs.argmax(-1), labels=classes)
     metrics["predicted_classes"] = int(len(set(probs.argmax(-1).tolist())))
     if metrics["predicted_classes"] == 1 and k > 1:
