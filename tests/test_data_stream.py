@@ -60,3 +60,48 @@ def test_stream_data_training_run(tmp_path, synth_cache):
 
     assert main(train_args("lrcn-edge", synth_cache, tmp_path / "run", 1, "--stream-data")) == 0
     assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_local_workers_train_on_their_shards(tmp_path, synth_cache):
+    """--strategy multi-worker: two processes on loopback (TF_CONFIG), each reading its own clip files."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from train_helpers import train_args
+
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    repo = Path(__file__).resolve().parents[1]
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+                   PYTHONPATH=str(repo), CUDA_VISIBLE_DEVICES="")
+        args = train_args("lrcn-edge", synth_cache, tmp_path / f"run{i}", 1, "--stream-data",
+                          "--strategy", "multi-worker")
+        procs.append(subprocess.Popen([sys.executable, "-m", "train.cli", *args], env=env, cwd=str(repo),
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True))
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=600)[0])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for i, (p, out) in enumerate(zip(procs, outs)):
+        assert p.returncode == 0, out[-3000:]
+        assert f"worker {i} of 2" in out, out[-2000:]
+    assert (tmp_path / "run0" / "metrics.json").is_file()          # the chief wrote the run
+    assert not (tmp_path / "run1" / "metrics.json").exists()       # the other worker did not

@@ -301,6 +301,7 @@ def make_controller(run_dir: Path, cfg: TrainConfig, state: dict, total_epochs: 
             super().__init__()
             self.t0 = None
             self.bar = None
+            self.best_weights = None      # kept in memory too: non-chief workers write no file
 
         def on_train_begin(self, logs=None):
             if state.get("base_lr") is None:
@@ -333,8 +334,12 @@ def make_controller(run_dir: Path, cfg: TrainConfig, state: dict, total_epochs: 
                 improved = value < state["best"] - 1e-7 if mode_min else value > state["best"] + 1e-7
             if improved:
                 state.update(best=float(value), best_epoch=epoch + 1, wait=0)
+                # every worker reads the weights: under MultiWorkerMirroredStrategy reading sync-on-read
+                # variables (BatchNorm statistics) is a collective op all workers must join
+                weights = self.model.get_weights()
+                self.best_weights = weights
                 if write:
-                    np.savez(ckpt_dir / BEST_WEIGHTS, *self.model.get_weights())
+                    np.savez(ckpt_dir / BEST_WEIGHTS, *weights)
             else:
                 state["wait"] = state.get("wait", 0) + 1
             # plateau LR: reduce after lr_patience epochs without improvement
@@ -348,6 +353,8 @@ def make_controller(run_dir: Path, cfg: TrainConfig, state: dict, total_epochs: 
                 state["stopped_early"] = True
             if write:
                 _save_checkpoint(self.model, ckpt_dir, state)
+            else:
+                _save_checkpoint_elsewhere(self.model)
             msg = (f"epoch {epoch + 1}/{total_epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:.3f}"
                    + (f"  val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.3f}"
                       if row["val_loss"] is not None else "")
@@ -392,7 +399,18 @@ def _save_checkpoint(model, ckpt_dir: Path, state: dict) -> None:
     rd.write_json(ckpt_dir / STATE_FILE, state)      # written after the model: state never runs ahead
 
 
-def _load_best(model, ckpt_dir: Path) -> bool:
+def _save_checkpoint_elsewhere(model) -> None:
+    """Non-chief workers save too (a collective op under multi-worker), into a temporary dir."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="edge-train-worker-") as d:
+        model.save(Path(d) / "last.keras")
+
+
+def _load_best(model, ckpt_dir: Path, in_memory=None) -> bool:
+    if in_memory is not None:
+        model.set_weights(in_memory)
+        return True
     p = ckpt_dir / BEST_WEIGHTS
     if not p.is_file():
         return False
@@ -491,7 +509,7 @@ def _streamed_train(data: Data, log):
     n, i = worker_shard()
     entries = data.split.train
     if n > 1:
-        entries = shard_entries(entries, n, i)
+        entries = shard_entries(entries, n, i, equal=True)
         log(f"worker {i} of {n}: {len(entries)} of {len(data.split.train)} training clips")
     src = ClipSource(data.manifest, entries)
     return src, src.labels()
@@ -639,7 +657,7 @@ def train(cfg: TrainConfig, *, callbacks: Sequence = (), log: Callable[[str], No
     if state["epoch"] < total and not state.get("stopped_early"):
         fit_model.fit(stream.dataset(), steps_per_epoch=stream.steps, epochs=total, initial_epoch=state["epoch"],
                       validation_data=val, callbacks=[controller, *callbacks], verbose=0)
-    restored = cfg.restore_best and _load_best(fit_model, ckpt_dir)
+    restored = cfg.restore_best and _load_best(fit_model, ckpt_dir, controller.best_weights)
     if restored:
         log(f"restored best weights from epoch {state['best_epoch']} ({cfg.monitor} {state['best']:.4f})")
     train_seconds = state.get("train_seconds", time.time() - t_start)
@@ -659,11 +677,12 @@ def train(cfg: TrainConfig, *, callbacks: Sequence = (), log: Callable[[str], No
     if metrics["predicted_classes"] == 1 and k > 1:
         # the failure mode of small batches + BatchNorm + early stopping on a tiny validation set
         log(f"warning: the model predicts one class ({classes[int(probs.argmax(-1)[0])]}) for every test clip")
+    final_weights = model.get_weights()                 # every worker (collective under multi-worker)
     if write:
         # saved uncompiled (no optimizer state): the deliverable is the network, not the training run
         export = build_model(cfg.model, num_classes=k, frames=cfg.frames, size=cfg.size, compile=False,
                              **cfg.model_cfg)
-        export.set_weights(model.get_weights())
+        export.set_weights(final_weights)
         export.save(out / rd.MODEL_FILE)
         if cfg.model == "lrcn-edge":
             from train.models import parts_of

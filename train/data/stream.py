@@ -62,11 +62,19 @@ def batches_of(source: ClipSource, batch_size: int):
         yield source[np.arange(i, min(i + batch_size, len(source)))]
 
 
-def shard_entries(entries: Sequence[Entry], num_workers: int, index: int) -> List[Entry]:
-    """Worker ``index`` of ``num_workers`` gets every ``num_workers``-th clip file (disjoint, all covered)."""
+def shard_entries(entries: Sequence[Entry], num_workers: int, index: int, equal: bool = False) -> List[Entry]:
+    """Worker ``index`` of ``num_workers`` gets every ``num_workers``-th clip file (disjoint, all covered).
+
+    ``equal``: pad the shorter shards with their own first clips so every worker runs the same number
+    of steps (synchronous multi-worker training deadlocks otherwise)."""
     if num_workers < 1 or not 0 <= index < num_workers:
         raise ValueError(f"bad shard {index} of {num_workers}")
-    return list(entries)[index::num_workers]
+    entries = list(entries)
+    mine = entries[index::num_workers]
+    if equal and mine:
+        size = -(-len(entries) // num_workers)
+        mine = (mine * (size // len(mine) + 1))[:size]
+    return mine
 
 
 def worker_shard() -> Tuple[int, int]:
