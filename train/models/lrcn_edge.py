@@ -8,8 +8,12 @@ Three Keras models share the same layer objects:
   Reshape + FullyConnected (``pooling="flatten"``, default), Mean (``pooling="gap"``) or both
   concatenated (``"both"``: where things are + what orientation/texture, position-free). No
   tensor has more than 3 non-unit dims (one frame at a time: 1 x H x W x C).
-* ``head`` (T, F) -> (K,): LSTM (or GRU) + Dropout + Dense softmax, cheap enough for the CPU; on the
-  device it runs on the ring buffer of per-frame features.
+  ``encoder: efficientnet-lite0`` swaps in the ImageNet-pretrained EfficientNet-Lite0
+  (``efficientnet_lite.py``; 1280 features, Edge TPU-native ops) and ``encoder: keras`` any Keras
+  image model file (``pretrained.py``); ``train_mode`` frozen / last-blocks / full decides what trains
+  (frozen: per-frame features cached on disk, ``train.features``).
+* ``head`` (T, F) -> (K,): a temporal head (``heads.py``: lstm, gru, tcn, attention) + Dropout + Dense
+  softmax; on the device it runs on the ring buffer of per-frame features (the T x F window).
 * ``full`` (T, H, W, 3) -> (K,): ``FramesToBatch`` -> encoder -> ``BatchToFrames`` -> head; what is
   trained and evaluated. Because frames are folded into the batch, BatchNorm sees B*T samples per
   step (80 with batch 4 x 20 frames), not 4.
