@@ -38,11 +38,11 @@ SCRATCH = {"epochs": 40, "lr_schedule": "cosine", "patience": 40, "restore_best"
            "model_cfg": {"widths": [32, 64, 128], "encoder_dropout": 0.2}}
 
 
-def _lite(size: int, head: str, mode: str = "frozen", **extra) -> dict:
+def _lite(size: int, head: str, mode: str = "frozen", variants: int = 2, **extra) -> dict:
     mc = {"encoder": "efficientnet-lite0", "train_mode": mode, "head": head, "head_units": 64,
           "encoder_dropout": 0.3, "proj_dim": 128 if head in ("tcn", "attention") else 0, **extra}
     cfg = {"size": size, "epochs": 40, "lr_schedule": "cosine", "patience": 40, "restore_best": False,
-           "model_cfg": mc}
+           "feature_variants": variants, "model_cfg": mc}
     if mode != "frozen":
         cfg.update(epochs=8, batch_size=4)
         mc["learning_rate"] = 3e-4
@@ -57,12 +57,14 @@ GRID: Dict[str, dict] = {
     "lite0-frozen-128-attention": _lite(128, "attention"),
     "lite0-frozen-96-lstm": _lite(96, "lstm"),
     "lite0-frozen-160-lstm": _lite(160, "lstm"),
-    "lite0-frozen-224-lstm": _lite(224, "lstm"),
+    "lite0-frozen-224-lstm": _lite(224, "lstm", variants=0),
+    "lite0-frozen-224-tcn": _lite(224, "tcn", variants=0),
+    "lite0-frozen-224-attention": _lite(224, "attention", variants=0),
     "lite0-last2-128-lstm": _lite(128, "lstm", "last-blocks", fine_tune_blocks=2),
 }
-DEFAULT_GRID = ("lite0-frozen-128-lstm", "lite0-frozen-128-tcn", "lite0-frozen-128-gru",
-                "lite0-frozen-128-attention", "lite0-frozen-96-lstm", "lite0-frozen-160-lstm",
-                "lite0-frozen-224-lstm", "scratch-64-lstm")
+DEFAULT_GRID = ("lite0-frozen-224-lstm", "lite0-frozen-224-tcn", "lite0-frozen-224-attention",
+                "lite0-frozen-128-lstm", "lite0-frozen-128-tcn", "lite0-frozen-96-lstm", "lite0-frozen-160-lstm",
+                "scratch-64-lstm")
 
 
 def parse_args(argv=None):
@@ -147,15 +149,12 @@ def time_encoder(path: Path, reps: int = 30) -> float:
 
 
 def _int8_f1(summary: dict) -> Optional[float]:
-    """macro-F1 of the int8 encoder+head (or full) unit in an edge-quantize --json summary."""
-    rows = summary.get("rows") or summary.get("artifacts") or summary.get("units") or []
-    best = None
-    for r in rows if isinstance(rows, list) else []:
-        fmt = str(r.get("format") or r.get("name") or "")
-        f1 = r.get("f1_macro", (r.get("metrics") or {}).get("f1_macro"))
-        if "int8" in fmt and f1 is not None:
-            best = float(f1) if best is None else max(best, float(f1))
-    return best
+    """macro-F1 of the int8 encoder + int8 head pair in an ``edge-quantize --json`` summary."""
+    for a in summary.get("artifacts", []):
+        m = a.get("metrics") or {}
+        if a.get("part") == "encoder" and a.get("precision") == "int8" and m.get("f1_macro") is not None:
+            return float(m["f1_macro"])
+    return None
 
 
 def _mean_std(v: List[float]) -> str:
@@ -167,9 +166,9 @@ def _mean_std(v: List[float]) -> str:
 
 
 def table(results: Dict[str, dict]) -> str:
-    lines = ["| setting | encoder | mode | head | size | macro-F1 (mean ± std) | seeds | int8 F1 | params | "
+    lines = ["| setting | encoder | mode | head | size | aug. feature copies | macro-F1 (mean ± std) | seeds | int8 F1 | params | "
              "int8 encoder ms/frame (this CPU, 1 thread) | Edge TPU ops mapped |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         spec = GRID[name]
         mc = spec.get("model_cfg", {})
@@ -179,7 +178,8 @@ def table(results: Dict[str, dict]) -> str:
         ms = [x["encoder_ms"] for x in q if "encoder_ms" in x]
         tpu = sorted({x["edgetpu"] for x in q if "edgetpu" in x})
         lines.append(f"| {name} | {mc.get('encoder', 'scratch')} | {mc.get('train_mode') or 'full'} | "
-                     f"{mc.get('head', 'lstm')} | {spec['size']} | {_mean_std(f1)} | {len(f1)} | {_mean_std(qf1)} | "
+                     f"{mc.get('head', 'lstm')} | {spec['size']} | "
+                     f"{spec.get('feature_variants', '-') if mc.get('encoder') else '-'} | {_mean_std(f1)} | {len(f1)} | {_mean_std(qf1)} | "
                      f"{r['runs'][0].get('params', '-') if r['runs'] else '-'} | "
                      f"{(sum(ms) / len(ms)) if ms else float('nan'):.1f} | {', '.join(tpu) or '-'} |")
     return "\n".join(lines) + "\n"
