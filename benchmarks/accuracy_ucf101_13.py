@@ -77,6 +77,7 @@ def parse_args(argv=None):
     ap.add_argument("--grid", default=",".join(DEFAULT_GRID), help="comma-separated grid entries (see --list)")
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     ap.add_argument("--no-int8", action="store_true", help="skip the int8 bundle, timing and Edge TPU analysis")
+    ap.add_argument("--int8-seeds", help="comma-separated seeds that get the int8 bundle (default: all)")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="Markdown result file (.json written beside it)")
     ap.add_argument("--force", action="store_true", help="redo runs and bundles that already finished")
     ap.add_argument("--list", action="store_true", help="print the grid entries and exit")
@@ -210,7 +211,7 @@ def main(argv=None) -> int:
             m = train_one(name, seed, data, work, args.force)
             results[name]["runs"].append(m)
             print(f"   macro-F1 {m['f1_macro']:.4f}", flush=True)
-            if not args.no_int8:
+            if not args.no_int8 and (args.int8_seeds is None or str(seed) in args.int8_seeds.split(",")):
                 results[name]["int8"].append(int8_one(name, seed, work, args.force))
     md = ["# lrcn-edge on ucf101-13 (13 classes x 18 groups, group-aware split)", "",
           f"Command: `python {' '.join(shlex.quote(a) for a in ['benchmarks/accuracy_ucf101_13.py', *(argv if argv is not None else sys.argv[1:])])}`",
