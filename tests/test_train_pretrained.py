@@ -99,3 +99,12 @@ def test_lite0_last_blocks_fine_tune_changes_only_the_last_blocks(tmp_path, synt
     changed = {l.name for l in ref.layers if l.get_weights() and any(
         not np.array_equal(a, b) for a, b in zip(l.get_weights(), enc.get_layer(l.name).get_weights()))}
     assert changed and all(n.startswith(("block15_", "top_")) for n in changed), sorted(changed)
+
+
+def test_chain_hints_for_the_quantize_chain():
+    from train.models import chain_hints
+
+    assert chain_hints("lrcn-edge", {"encoder": "efficientnet-lite0"})["prune"] is False
+    assert chain_hints("lrcn-edge", {"encoder": "efficientnet-lite0", "train_mode": "full"})["qat"] is True
+    assert chain_hints("lrcn-edge", {})["prune"] is True
+    assert chain_hints("lrcn", {})["qat"] is True
