@@ -167,7 +167,8 @@ def _mean_std(v: List[float]) -> str:
 
 
 def table(results: Dict[str, dict]) -> str:
-    lines = ["| setting | encoder | mode | head | size | aug. feature copies | macro-F1 (mean ± std) | seeds | int8 F1 | params | "
+    lines = ["| setting | encoder | mode | head | size | aug. feature copies | macro-F1 (mean ± std) | seeds | "
+             "int8 F1 (float F1 of the same runs) | params | "
              "int8 encoder ms/frame (this CPU, 1 thread) | Edge TPU ops mapped |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
@@ -176,11 +177,13 @@ def table(results: Dict[str, dict]) -> str:
         f1 = [m["f1_macro"] for m in r["runs"]]
         q = [x for x in r.get("int8", []) if x]
         qf1 = [v for v in (_int8_f1(x["summary"]) for x in q) if v is not None]
+        ref = [float(x["summary"]["reference"]["f1_macro"]) for x in q if "reference" in x["summary"]]
         ms = [x["encoder_ms"] for x in q if "encoder_ms" in x]
         tpu = sorted({x["edgetpu"] for x in q if "edgetpu" in x})
         lines.append(f"| {name} | {mc.get('encoder', 'scratch')} | {mc.get('train_mode') or 'full'} | "
                      f"{mc.get('head', 'lstm')} | {spec['size']} | "
-                     f"{spec.get('feature_variants', '-') if mc.get('encoder') else '-'} | {_mean_std(f1)} | {len(f1)} | {_mean_std(qf1)} | "
+                     f"{spec.get('feature_variants', '-') if mc.get('encoder') else '-'} | {_mean_std(f1)} | {len(f1)} | "
+                     f"{_mean_std(qf1)} ({_mean_std(ref)}, {len(qf1)} run{'s' if len(qf1) != 1 else ''}) | "
                      f"{r['runs'][0].get('params', '-') if r['runs'] else '-'} | "
                      f"{(sum(ms) / len(ms)) if ms else float('nan'):.1f} | {', '.join(tpu) or '-'} |")
     return "\n".join(lines) + "\n"
