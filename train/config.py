@@ -80,6 +80,11 @@ class TrainConfig:
     reverse_swap: Dict[str, str] = field(default_factory=dict)
     flip_swap: Dict[str, str] = field(default_factory=dict)
     model_cfg: Dict[str, Any] = field(default_factory=dict)
+    # frozen pretrained encoder: augmented feature copies cached per training clip (plus the clean one)
+    feature_variants: int = 2
+    # read training clips from the uint8 cache on demand (tf.data, parallel decode + augmentation)
+    # instead of loading the whole split as float32: for data that does not fit in memory
+    stream_data: bool = False
     strategy: str = "auto"
     resume: bool = False
     progress: bool = True
@@ -99,6 +104,8 @@ class TrainConfig:
         for name in ("frames", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if int(self.feature_variants) < 0:
+            raise ConfigError(f"feature_variants: must be >= 0, got {self.feature_variants}")
         if self.epochs is not None and int(self.epochs) < 1:
             raise ConfigError(f"epochs: must be >= 1, got {self.epochs}")
         if not 0 < self.test_fraction < 1 or not 0 < self.val_fraction < 1:

@@ -184,36 +184,48 @@ def is_chief() -> bool:
 
 # -------------------------------------------------------------------------------- input stream
 class TrainStream:
-    """Endless generator of (augmented) training batches; epoch ``e`` always draws the same order and
-    augmentations for a given seed (``rng = default_rng([seed, e])``), so a resumed run continues the
-    stream it would have seen."""
+    """Endless generator of (augmented) training batches; epoch ``e`` always draws the same order
+    (``rng = default_rng([seed, e])``) and batch ``b`` of it the same augmentations
+    (``default_rng([seed, e, b + 1])``), so a resumed run continues the stream it would have seen and
+    batches can be built in parallel without changing them.
 
-    def __init__(self, x: np.ndarray, y_onehot: np.ndarray, batch_size: int, augment, seed: int,
+    ``x`` is an in-memory float32 array (N, T, H, W, 3), or a ``train.data.stream.ClipSource`` that
+    reads the uint8 cache on demand (``x[idx]`` -> float32 batch): data that does not fit in memory.
+    Both give the same batches for the same seed."""
+
+    def __init__(self, x, y_onehot: np.ndarray, batch_size: int, augment, seed: int,
                  start_epoch: int = 0, reverse_map: Optional[np.ndarray] = None,
-                 flip_map: Optional[np.ndarray] = None):
+                 flip_map: Optional[np.ndarray] = None, parallel: Optional[int] = None):
         self.x, self.y, self.bs = x, y_onehot, int(batch_size)
         self.augment, self.seed, self.start_epoch = augment, int(seed), int(start_epoch)
         # class index -> class index after time reversal / mirroring (-1: not allowed for that class)
         self.reverse_map, self.flip_map = reverse_map, flip_map
+        self.parallel = parallel
 
     @property
     def steps(self) -> int:
         return int(math.ceil(len(self.x) / self.bs))
 
-    def epoch_batches(self, epoch: int):
+    def plan(self, epoch: int) -> List[np.ndarray]:
+        """The clip indices of every batch of one epoch (a full permutation: an exact shuffle)."""
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+        return [np.sort(order[i:i + self.bs]) for i in range(0, len(order), self.bs)]
+
+    def batch(self, epoch: int, b: int, idx: np.ndarray):
         from train.data import augment_batch
 
-        rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(len(self.x))
-        for i in range(0, len(order), self.bs):
-            idx = np.sort(order[i:i + self.bs])
-            xb = self.x[idx]
-            yb = self.y[idx]
-            if self.augment is not None and self.augment.active:
-                xb = augment_batch(xb, self.augment, rng)
-            if self.reverse_map is not None or self.flip_map is not None:
-                xb, yb = self._swap(xb, yb, rng)
-            yield xb.astype(np.float32, copy=False), yb
+        rng = np.random.default_rng([self.seed, epoch, b + 1])
+        xb = self.x[idx]
+        yb = self.y[idx]
+        if self.augment is not None and self.augment.active:
+            xb = augment_batch(xb, self.augment, rng)
+        if self.reverse_map is not None or self.flip_map is not None:
+            xb, yb = self._swap(xb, yb, rng)
+        return xb.astype(np.float32, copy=False), yb.astype(np.float32, copy=False)
+
+    def epoch_batches(self, epoch: int):
+        for b, idx in enumerate(self.plan(epoch)):
+            yield self.batch(epoch, b, idx)
 
     def _swap(self, xb: np.ndarray, yb: np.ndarray, rng: np.random.Generator):
         xb, yb = np.array(xb), np.array(yb)
@@ -241,7 +253,11 @@ class TrainStream:
 
         t, h, w, c = self.x.shape[1:]
         sig = (tf.TensorSpec((None, t, h, w, c), tf.float32), tf.TensorSpec((None, self.y.shape[1]), tf.float32))
-        return tf.data.Dataset.from_generator(self, output_signature=sig).prefetch(2)
+        if isinstance(self.x, np.ndarray):
+            return tf.data.Dataset.from_generator(self, output_signature=sig).prefetch(2)
+        from train.data.stream import parallel_batches
+
+        return parallel_batches(self, sig, self.parallel)
 
 
 # ------------------------------------------------------------------------------ epoch control
@@ -285,6 +301,7 @@ def make_controller(run_dir: Path, cfg: TrainConfig, state: dict, total_epochs: 
             super().__init__()
             self.t0 = None
             self.bar = None
+            self.best_weights = None      # kept in memory too: non-chief workers write no file
 
         def on_train_begin(self, logs=None):
             if state.get("base_lr") is None:
@@ -317,8 +334,12 @@ def make_controller(run_dir: Path, cfg: TrainConfig, state: dict, total_epochs: 
                 improved = value < state["best"] - 1e-7 if mode_min else value > state["best"] + 1e-7
             if improved:
                 state.update(best=float(value), best_epoch=epoch + 1, wait=0)
+                # every worker reads the weights: under MultiWorkerMirroredStrategy reading sync-on-read
+                # variables (BatchNorm statistics) is a collective op all workers must join
+                weights = self.model.get_weights()
+                self.best_weights = weights
                 if write:
-                    np.savez(ckpt_dir / BEST_WEIGHTS, *self.model.get_weights())
+                    np.savez(ckpt_dir / BEST_WEIGHTS, *weights)
             else:
                 state["wait"] = state.get("wait", 0) + 1
             # plateau LR: reduce after lr_patience epochs without improvement
@@ -332,6 +353,8 @@ def make_controller(run_dir: Path, cfg: TrainConfig, state: dict, total_epochs: 
                 state["stopped_early"] = True
             if write:
                 _save_checkpoint(self.model, ckpt_dir, state)
+            else:
+                _save_checkpoint_elsewhere(self.model)
             msg = (f"epoch {epoch + 1}/{total_epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:.3f}"
                    + (f"  val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.3f}"
                       if row["val_loss"] is not None else "")
@@ -376,7 +399,18 @@ def _save_checkpoint(model, ckpt_dir: Path, state: dict) -> None:
     rd.write_json(ckpt_dir / STATE_FILE, state)      # written after the model: state never runs ahead
 
 
-def _load_best(model, ckpt_dir: Path) -> bool:
+def _save_checkpoint_elsewhere(model) -> None:
+    """Non-chief workers save too (a collective op under multi-worker), into a temporary dir."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="edge-train-worker-") as d:
+        model.save(Path(d) / "last.keras")
+
+
+def _load_best(model, ckpt_dir: Path, in_memory=None) -> bool:
+    if in_memory is not None:
+        model.set_weights(in_memory)
+        return True
     p = ckpt_dir / BEST_WEIGHTS
     if not p.is_file():
         return False
@@ -456,6 +490,109 @@ def _prepare_run_dir(cfg: TrainConfig) -> Tuple[Path, Optional[dict]]:
     return out, state
 
 
+def split_sources(data: Data, side: str):
+    """(ClipSource, labels) of one side: clips read from the cache on demand (``--stream-data``)."""
+    from train.data.stream import ClipSource
+
+    entries = getattr(data.split, side)
+    if not entries:
+        return None, None
+    m = data.test_manifest if (side == "test" and data.test_manifest is not None) else data.manifest
+    src = ClipSource(m, entries)
+    return src, src.labels()
+
+
+def _streamed_train(data: Data, log):
+    """Training clips for --stream-data, sharded by file across tf.distribute workers (TF_CONFIG)."""
+    from train.data.stream import ClipSource, shard_entries, worker_shard
+
+    n, i = worker_shard()
+    entries = data.split.train
+    if n > 1:
+        entries = shard_entries(entries, n, i, equal=True)
+        log(f"worker {i} of {n}: {len(entries)} of {len(data.split.train)} training clips")
+    src = ClipSource(data.manifest, entries)
+    return src, src.labels()
+
+
+def _source_dataset(src, y_onehot: np.ndarray, batch_size: int):
+    import tensorflow as tf
+
+    from train.data.stream import batches_of
+
+    def gen():
+        for i, xb in enumerate(batches_of(src, batch_size)):
+            yield xb, y_onehot[i * batch_size:i * batch_size + len(xb)]
+
+    sig = (tf.TensorSpec((None,) + tuple(src.shape[1:]), tf.float32), tf.TensorSpec((None, y_onehot.shape[1]), tf.float32))
+    return tf.data.Dataset.from_generator(gen, output_signature=sig).prefetch(2)
+
+
+def _check_encoder_weights(model_cfg: dict) -> None:
+    """A missing --encoder-weights file fails before anything is written (one line)."""
+    w = model_cfg.get("encoder_weights")
+    if model_cfg.get("encoder") == "keras" and not w:
+        raise ConfigError("--encoder keras needs --encoder-weights FILE (a .keras/.h5 image model saved on disk)")
+    if model_cfg.get("encoder") not in (None, "scratch") and w and w != "imagenet" and not Path(w).is_file():
+        raise ConfigError(f"--encoder-weights {w}: no such file")
+
+
+def _clip_inputs(cfg: TrainConfig, data: Data, augment, classes, state: dict, log):
+    """Training stream of (augmented) clips and the validation dataset (whole model trains)."""
+    import tensorflow as tf
+
+    eye = np.eye(len(classes), dtype=np.float32)
+    if cfg.stream_data:
+        x_tr, y_tr = _streamed_train(data, log)
+        x_va, y_va = split_sources(data, "val")
+    else:
+        x_tr, y_tr = split_arrays(data, "train")
+        x_va, y_va = split_arrays(data, "val")
+    stream = TrainStream(x_tr, eye[y_tr], cfg.batch_size, augment, cfg.seed, start_epoch=state["epoch"],
+                         reverse_map=swap_table(cfg.reverse_swap, classes, "reverse_swap"),
+                         flip_map=swap_table(cfg.flip_swap, classes, "flip_swap"))
+    val = None
+    if x_va is not None and len(x_va) and cfg.stream_data:
+        val = _source_dataset(x_va, eye[y_va], cfg.batch_size)
+    elif x_va is not None and len(x_va):
+        val = tf.data.Dataset.from_tensor_slices((x_va, eye[y_va])).batch(cfg.batch_size)
+    else:
+        log("warning: no validation clips; early stopping and the LR plateau schedule watch nothing")
+    return stream, val
+
+
+def _frozen_inputs(cfg: TrainConfig, data: Data, model, model_cfg: dict, augment, state: dict, log):
+    """Frozen encoder: (head, feature stream, val features, test features, test labels).
+
+    Features come from the on-disk feature cache (``train.features``); the head shares its layers
+    with ``model``, so the full model is trained when the head is."""
+    import tensorflow as tf
+
+    from train.models import parts_of
+    from train.models.common import compile_model
+
+    from .features import FeatureCache, FeatureStream, describe, feature_key, labels_of, split_features
+
+    parts = parts_of(model)
+    variants = 1 + (int(cfg.feature_variants) if augment.active else 0)
+    key = feature_key(model_cfg, cfg.size, cfg.frames, augment.to_dict() if augment.active else {})
+    cache = FeatureCache(parts.encoder, key, augment, log)
+    f_tr = split_features(cache, data, "train", variants, cfg.progress)
+    f_va = split_features(cache, data, "val", 1, cfg.progress)
+    f_te = split_features(cache, data, "test", 1, cfg.progress)
+    for line in describe(cache):
+        log(line)
+    k = len(data.split.classes)
+    eye = np.eye(k, dtype=np.float32)
+    compile_model(parts.head, model_cfg["optimizer"], model_cfg["learning_rate"], model_cfg["label_smoothing"],
+                  model_cfg["clipnorm"])
+    stream = FeatureStream(f_tr, eye[labels_of(data, "train")], cfg.batch_size, cfg.seed, state["epoch"])
+    val = None
+    if f_va is not None and len(f_va):
+        val = tf.data.Dataset.from_tensor_slices((f_va[:, 0], eye[labels_of(data, "val")])).batch(cfg.batch_size)
+    return parts.head, stream, val, f_te[:, 0], labels_of(data, "test")
+
+
 def train(cfg: TrainConfig, *, callbacks: Sequence = (), log: Callable[[str], None] = print,
           argv: Optional[Sequence[str]] = None) -> TrainResult:
     """Train one model as configured and write the complete run directory (see ``train.run``)."""
@@ -465,6 +602,10 @@ def train(cfg: TrainConfig, *, callbacks: Sequence = (), log: Callable[[str], No
     out, state = _prepare_run_dir(cfg)                  # checks only; nothing written yet
     try:                                                # bad config fails before anything is written
         model_cfg = resolve_config(cfg.model, **cfg.model_cfg)
+        _check_encoder_weights(model_cfg)
+        from .features import is_frozen
+
+        is_frozen(cfg.model, model_cfg)                 # validates train_mode against the encoder
         augment = AugmentConfig.off() if cfg.no_augment else AugmentConfig.from_dict(cfg.augment)
     except (TypeError, ValueError) as e:
         raise ConfigError(str(e)) from None
@@ -484,8 +625,12 @@ def train(cfg: TrainConfig, *, callbacks: Sequence = (), log: Callable[[str], No
     classes = list(data.split.classes)
     k = len(classes)
 
-    x_tr, y_tr = split_arrays(data, "train")
-    x_va, y_va = split_arrays(data, "val")
+    from .features import is_frozen
+
+    frozen = is_frozen(cfg.model, model_cfg)
+    if frozen and state is not None:
+        log("frozen encoder: the head trains in seconds on cached features; starting it again")
+        state = None
     eye = np.eye(k, dtype=np.float32)
     total = cfg.effective_epochs
     strategy, strategy_kind = make_strategy(cfg.strategy)
@@ -502,37 +647,42 @@ def train(cfg: TrainConfig, *, callbacks: Sequence = (), log: Callable[[str], No
         rd.write_yaml(out / rd.CONFIG_FILE, run_config(cfg, data, model_cfg, augment, argv))
         rd.write_json(out / rd.SPLIT_FILE, split_json(data, cfg))
 
-    stream = TrainStream(x_tr, eye[y_tr], cfg.batch_size, augment, cfg.seed, start_epoch=state["epoch"],
-                         reverse_map=swap_table(cfg.reverse_swap, classes, "reverse_swap"),
-                         flip_map=swap_table(cfg.flip_swap, classes, "flip_swap"))
-    val = None
-    if x_va is not None and len(x_va):
-        val = tf.data.Dataset.from_tensor_slices((x_va, eye[y_va])).batch(cfg.batch_size)
+    if frozen:
+        fit_model, stream, val, test_x, y_te = _frozen_inputs(cfg, data, model, model_cfg, augment, state, log)
     else:
-        log("warning: no validation clips; early stopping and the LR plateau schedule watch nothing")
+        fit_model = model
+        stream, val = _clip_inputs(cfg, data, augment, classes, state, log)
     controller = make_controller(out, cfg, state, total, stream.steps, log, write)
     t_start = time.time()
     if state["epoch"] < total and not state.get("stopped_early"):
-        model.fit(stream.dataset(), steps_per_epoch=stream.steps, epochs=total, initial_epoch=state["epoch"],
-                  validation_data=val, callbacks=[controller, *callbacks], verbose=0)
-    restored = cfg.restore_best and _load_best(model, ckpt_dir)
+        fit_model.fit(stream.dataset(), steps_per_epoch=stream.steps, epochs=total, initial_epoch=state["epoch"],
+                      validation_data=val, callbacks=[controller, *callbacks], verbose=0)
+    restored = cfg.restore_best and _load_best(fit_model, ckpt_dir, controller.best_weights)
     if restored:
         log(f"restored best weights from epoch {state['best_epoch']} ({cfg.monitor} {state['best']:.4f})")
     train_seconds = state.get("train_seconds", time.time() - t_start)
 
     # ---- evaluate on the test split and write everything
-    x_te, y_te = split_arrays(data, "test")
-    probs = model.predict(x_te, batch_size=max(cfg.batch_size, 8), verbose=0)
+    if not frozen and cfg.stream_data:
+        src, y_te = split_sources(data, "test")
+        test_x = _source_dataset(src, np.eye(k, dtype=np.float32)[y_te], max(cfg.batch_size, 8))
+    elif not frozen:
+        test_x, y_te = split_arrays(data, "test")
+    if isinstance(test_x, np.ndarray):
+        probs = fit_model.predict(test_x, batch_size=max(cfg.batch_size, 8), verbose=0)
+    else:
+        probs = fit_model.predict(test_x, verbose=0)
     metrics = classification_metrics(y_te, probs.argmax(-1), labels=classes)
     metrics["predicted_classes"] = int(len(set(probs.argmax(-1).tolist())))
     if metrics["predicted_classes"] == 1 and k > 1:
         # the failure mode of small batches + BatchNorm + early stopping on a tiny validation set
         log(f"warning: the model predicts one class ({classes[int(probs.argmax(-1)[0])]}) for every test clip")
+    final_weights = model.get_weights()                 # every worker (collective under multi-worker)
     if write:
         # saved uncompiled (no optimizer state): the deliverable is the network, not the training run
         export = build_model(cfg.model, num_classes=k, frames=cfg.frames, size=cfg.size, compile=False,
                              **cfg.model_cfg)
-        export.set_weights(model.get_weights())
+        export.set_weights(final_weights)
         export.save(out / rd.MODEL_FILE)
         if cfg.model == "lrcn-edge":
             from train.models import parts_of

@@ -15,6 +15,10 @@ from dataclasses import asdict
 from typing import Any, Dict
 
 MODEL_NAMES = ("lrcn", "convlstm", "lrcn-edge")
+# lrcn-edge choices (here, not in the builders, so CLI --help needs no TensorFlow)
+ENCODERS = ("scratch", "efficientnet-lite0", "keras")
+TRAIN_MODES = ("frozen", "last-blocks", "full")
+HEADS = ("lstm", "gru", "tcn", "attention")
 ALL_MODELS = MODEL_NAMES + ("baseline",)
 
 # The paper's epoch budgets (EarlyStopping usually ends runs sooner).
@@ -104,6 +108,23 @@ def qat_view(name: str, model, default):
     return getattr(importlib.import_module(f".{mod}", __name__), fn)(model)
 
 
+def chain_hints(name: str, model_cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Model-specific advice for the shrink chain (edge-quantize): whether pruning / QAT pay for this model.
+
+    A frozen ImageNet encoder (lrcn-edge ``encoder`` != scratch, ``train_mode`` frozen) keeps its
+    pretrained weights: pruning them needs fine-tuning the encoder (which the frozen recipe avoids)
+    and post-training int8 measured within 1 point of float on ucf101-13
+    (benchmarks/results/ucf101_13_accuracy.md), so neither is worth its cost. Everything else: both.
+    """
+    cfg = dict(model_cfg or {})
+    pretrained = name == "lrcn-edge" and cfg.get("encoder", "scratch") != "scratch"
+    frozen = pretrained and (cfg.get("train_mode") or "frozen") == "frozen"
+    if frozen:
+        why = "frozen pretrained encoder: post-training int8 keeps its accuracy; pruning/QAT would retrain it"
+        return {"prune": False, "qat": False, "reason": why}
+    return {"prune": True, "qat": True, "reason": "trained weights: pruning and QAT fine-tune them"}
+
+
 def load_model(path, compile: bool = True):
     """Load a ``.keras`` file written by this project (custom layers registered)."""
     import tf_keras as keras
@@ -113,6 +134,6 @@ def load_model(path, compile: bool = True):
     return keras.models.load_model(str(path), custom_objects=custom_objects(), compile=compile)
 
 
-__all__ = ["MODEL_NAMES", "ALL_MODELS", "DEFAULT_EPOCHS", "DEPLOY", "build_model", "resolve_config", "load_model",
-           "deploy_pairing", "split_parts", "qat_view",
+__all__ = ["MODEL_NAMES", "ALL_MODELS", "ENCODERS", "TRAIN_MODES", "HEADS", "DEFAULT_EPOCHS", "DEPLOY",
+           "build_model", "resolve_config", "load_model", "deploy_pairing", "split_parts", "qat_view", "chain_hints",
            *sorted(_LAZY)]

@@ -62,7 +62,26 @@ class BatchToFrames(keras.layers.Layer):
         return cfg
 
 
+@keras.utils.register_keras_serializable(package=PACKAGE)
+class PositionEmbedding(keras.layers.Layer):
+    """(B, T, D) + a learned (T, D) position table (the attention head's positions). Lowers to one ADD."""
+
+    def build(self, input_shape):
+        t, d = int(input_shape[1]), int(input_shape[2])
+        self.positions = self.add_weight(name="positions", shape=(t, d),
+                                         initializer=keras.initializers.RandomNormal(stddev=0.02))
+        super().build(input_shape)
+
+    def call(self, x):
+        return x + self.positions[None]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
 def custom_objects() -> dict:
     """Everything ``keras.models.load_model`` needs for models built by ``train.models``."""
-    return {"FramesToBatch": FramesToBatch, "BatchToFrames": BatchToFrames,
-            f"{PACKAGE}>FramesToBatch": FramesToBatch, f"{PACKAGE}>BatchToFrames": BatchToFrames}
+    layers = {"FramesToBatch": FramesToBatch, "BatchToFrames": BatchToFrames, "PositionEmbedding": PositionEmbedding}
+    out = dict(layers)
+    out.update({f"{PACKAGE}>{k}": v for k, v in layers.items()})
+    return out

@@ -8,8 +8,12 @@ Three Keras models share the same layer objects:
   Reshape + FullyConnected (``pooling="flatten"``, default), Mean (``pooling="gap"``) or both
   concatenated (``"both"``: where things are + what orientation/texture, position-free). No
   tensor has more than 3 non-unit dims (one frame at a time: 1 x H x W x C).
-* ``head`` (T, F) -> (K,): LSTM (or GRU) + Dropout + Dense softmax, cheap enough for the CPU; on the
-  device it runs on the ring buffer of per-frame features.
+  ``encoder: efficientnet-lite0`` swaps in the ImageNet-pretrained EfficientNet-Lite0
+  (``efficientnet_lite.py``; 1280 features, Edge TPU-native ops) and ``encoder: keras`` any Keras
+  image model file (``pretrained.py``); ``train_mode`` frozen / last-blocks / full decides what trains
+  (frozen: per-frame features cached on disk, ``train.features``).
+* ``head`` (T, F) -> (K,): a temporal head (``heads.py``: lstm, gru, tcn, attention) + Dropout + Dense
+  softmax; on the device it runs on the ring buffer of per-frame features (the T x F window).
 * ``full`` (T, H, W, 3) -> (K,): ``FramesToBatch`` -> encoder -> ``BatchToFrames`` -> head; what is
   trained and evaluated. Because frames are folded into the batch, BatchNorm sees B*T samples per
   step (80 with batch 4 x 20 frames), not 4.
@@ -30,10 +34,11 @@ from typing import List, NamedTuple, Optional, Tuple
 import tf_keras as keras
 
 from .common import compile_model, config_from
+from . import ENCODERS, HEADS, TRAIN_MODES
+from .heads import temporal
 from .layers import BatchToFrames, FramesToBatch
 
 POOLINGS = ("flatten", "gap", "both")
-HEADS = ("lstm", "gru")
 
 
 @dataclass
@@ -48,8 +53,23 @@ class LRCNEdgeConfig:
     bn_momentum: float = 0.9
     encoder_dropout: float = 0.0     # dropout on the feature vector during training
     l2: float = 1e-4
-    head: str = "lstm"               # "lstm" or "gru"
+    # encoder: "scratch" (the small CNN above), "efficientnet-lite0" (ImageNet-pretrained, 1280 features)
+    # or "keras" (another Keras encoder saved on disk, e.g. MobileNetV2 from tf_keras.applications)
+    encoder: str = "scratch"
+    encoder_weights: Optional[str] = None    # lite0: None = packaged ImageNet .pth, or a .pth path;
+    # keras: the .keras/.h5 file (H, W, 3) -> feature map or vector
+    encoder_input_scale: float = 2.0         # keras files: value = x * scale + offset on x in [0, 1]
+    encoder_input_offset: float = -1.0       # (tf_keras.applications MobileNet: [-1, 1])
+    train_mode: Optional[str] = None         # frozen | last-blocks | full; None: frozen for a pretrained
+    # encoder (features cached on disk, the head trains alone), full for scratch
+    fine_tune_blocks: int = 3                # last-blocks: this many last blocks (lite0) / layers x 10 (keras)
+    head: str = "lstm"               # lstm | gru | tcn | attention (train.models.heads)
     head_units: int = 48
+    proj_dim: int = 0                # per-frame Dense projection before the head (0: none)
+    tcn_kernel: int = 3
+    tcn_layers: int = 2
+    attn_heads: int = 2
+    attn_layers: int = 1
     head_dropout: float = 0.3
     deltas: bool = False             # head also sees feature differences f[t] - f[t-1] (motion cue)
     optimizer: str = "adam"
@@ -105,10 +125,10 @@ def build_encoder(size: Tuple[int, int], c: LRCNEdgeConfig) -> keras.Model:
     return keras.Model(inp, x, name="encoder")
 
 
-def build_head(frames: int, num_classes: int, c: LRCNEdgeConfig) -> keras.Model:
+def build_head(frames: int, num_classes: int, c: LRCNEdgeConfig, feature_dim: Optional[int] = None) -> keras.Model:
     if c.head not in HEADS:
-        raise ValueError(f"lrcn-edge: head must be one of {HEADS}, got {c.head!r}")
-    inp = keras.Input((frames, c.feature_dim), name="features")
+        raise ValueError(f"lrcn-edge: head must be one of {', '.join(HEADS)}, got {c.head!r}")
+    inp = keras.Input((frames, int(feature_dim or c.feature_dim)), name="features")
     x = inp
     if c.encoder_dropout:
         x = keras.layers.Dropout(c.encoder_dropout, name="feature_dropout")(x)
@@ -117,19 +137,42 @@ def build_head(frames: int, num_classes: int, c: LRCNEdgeConfig) -> keras.Model:
         prev = keras.layers.ZeroPadding1D((1, 0), name="features_prev_pad")(prev)  # [0, f0..f[T-2]]
         diff = keras.layers.Subtract(name="feature_deltas")([x, prev])
         x = keras.layers.Concatenate(name="features_and_deltas")([x, diff])
-    rnn = keras.layers.LSTM if c.head == "lstm" else keras.layers.GRU
-    x = rnn(c.head_units, name=f"head_{c.head}")(x)
+    x = temporal(x, frames, c)
     x = keras.layers.Dropout(c.head_dropout, name="head_dropout")(x)
     out = keras.layers.Dense(num_classes, activation="softmax", name="scores")(x)
     return keras.Model(inp, out, name="head")
+
+
+def train_mode(c: LRCNEdgeConfig) -> str:
+    """The effective training mode (frozen for a pretrained encoder unless set)."""
+    mode = c.train_mode or ("full" if c.encoder == "scratch" else "frozen")
+    if mode not in TRAIN_MODES:
+        raise ValueError(f"lrcn-edge: train_mode must be one of {', '.join(TRAIN_MODES)}, got {mode!r}")
+    if c.encoder == "scratch" and mode != "full":
+        raise ValueError("lrcn-edge: train_mode frozen/last-blocks needs a pretrained encoder "
+                         "(encoder=efficientnet-lite0 or encoder=keras)")
+    return mode
+
+
+def make_encoder(size: Tuple[int, int], c: LRCNEdgeConfig) -> keras.Model:
+    """The per-frame encoder the config names, trainability set by ``train_mode``."""
+    if c.encoder not in ENCODERS:
+        raise ValueError(f"lrcn-edge: encoder must be one of {', '.join(ENCODERS)}, got {c.encoder!r}")
+    mode = train_mode(c)
+    if c.encoder == "scratch":
+        return build_encoder(size, c)
+    from .pretrained import build_pretrained_encoder
+
+    return build_pretrained_encoder(size, c.encoder, c.encoder_weights, mode, c.fine_tune_blocks,
+                                    (c.encoder_input_scale, c.encoder_input_offset))
 
 
 def build_parts(num_classes: int, frames: int = 20, size: Tuple[int, int] = (64, 64),
                 compile: bool = True, **cfg) -> EdgeParts:
     c = config_from(LRCNEdgeConfig, cfg, "lrcn-edge")
     size = (int(size[0]), int(size[1]))
-    encoder = build_encoder(size, c)
-    head = build_head(frames, num_classes, c)
+    encoder = make_encoder(size, c)
+    head = build_head(frames, num_classes, c, feature_dim=int(encoder.output_shape[-1]))
     inp = keras.Input((frames, size[0], size[1], 3), name="clip")
     x = FramesToBatch(name="frames_to_batch")(inp)
     x = encoder(x)
