@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from .formats import DEFAULT_FORMATS, parse_formats, table_text
 
@@ -51,8 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity", type=float, default=0.5, help="target pruning sparsity (default 0.5)")
     p.add_argument("--layer-sparsity", action="append", default=[], metavar="TYPE=S",
                    help="per layer type override, e.g. LSTM=0.3 or Dense=0 (repeatable)")
-    p.add_argument("--no-prune", action="store_true", help="skip pruning")
-    p.add_argument("--no-qat", action="store_true", help="skip QAT (int8 is then post-training)")
+    p.add_argument("--prune", action=argparse.BooleanOptionalAction, default=None,
+                   help="magnitude pruning (default: what the model registry advises for the run: on, off "
+                        "for a frozen pretrained encoder)")
+    p.add_argument("--qat", action=argparse.BooleanOptionalAction, default=None,
+                   help="quantization-aware training; --no-qat = post-training int8 (default: as --prune)")
     p.add_argument("--prune-epochs", type=int, default=8,
                    help="pruning fine-tune epochs (default 8; sparsity ramps up over all of them)")
     p.add_argument("--qat-epochs", type=int, default=3, help="QAT fine-tune epochs (default 3)")
@@ -70,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="also write the summary (sizes, metrics) as JSON")
     p.add_argument("--list-formats", action="store_true", help="print the format table and exit")
     return p
+
+
+def chain_choice(run, prune: Optional[bool], qat: Optional[bool]) -> Tuple[bool, bool]:
+    """--prune/--qat as given, else what the model registry advises for this run (``chain_hints``:
+    a frozen pretrained encoder keeps post-training int8, no pruning); the advice is printed."""
+    from train.models import chain_hints
+
+    hint = chain_hints(run.model_name, (run.config or {}).get("model_cfg") or {})
+    if prune is None or qat is None:
+        print(f"edge-quantize: {hint['reason']}" + ("" if hint["prune"] and hint["qat"] else
+              " (force with --prune / --qat)"))
+    return (hint["prune"] if prune is None else prune), (hint["qat"] if qat is None else qat)
 
 
 def _error(msg: str) -> int:
@@ -165,8 +180,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .bundle_writer import QuantizeConfig, quantize_run
+    prune, qat = chain_choice(run, args.prune, args.qat)
     cfg = QuantizeConfig(formats=fmts, sparsity=args.sparsity, per_layer_sparsity=layer_sp,
-                         prune=not args.no_prune, qat=not args.no_qat, prune_epochs=args.prune_epochs,
+                         prune=prune, qat=qat, prune_epochs=args.prune_epochs,
                          qat_epochs=args.qat_epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                          calib_clips=args.calib_clips, io_dtype=args.io, opset=args.opset,
                          max_eval_clips=args.max_eval_clips, seed=args.seed, progress=not args.no_progress)
