@@ -10,15 +10,16 @@ Edge TPU analysis of ``quantize.edgetpu_analyzer``. Accuracy per size comes from
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+from benchmarks.results_io import write_results  # noqa: E402  (after the path fix)
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ucf101-13"
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "encoder_sizes.md"
 
@@ -100,11 +101,7 @@ def main(argv=None) -> int:
           "|---|---|---|---|---|"]
     md += [f"| {r['size']}x{r['size']} | {r['params']} | {r['int8_bytes']} | {r['ms_per_frame']} | {r['edgetpu_ops']} |"
            for r in rows]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(md) + "\n", encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    print("\n".join(md))
+    write_results(args.out, md, rows)
     return 0
 
 

@@ -27,6 +27,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from benchmarks.bench_runner import NoBundle, cpu_pressure, find_bundle
+from benchmarks.latency import median_ms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SOURCE = "test://?pattern=ball&width=640&height=480&fps=30"
@@ -108,14 +109,7 @@ def batch_cost(bundle_dir, sizes=(2, 4, 8), repeats=50, threads=None):
         x = rng.random((n, b.input.height, b.input.width, 3), dtype=np.float32)
         for name, fn in (("batched", lambda: clf.encode_frames(x)),
                          ("single", lambda: [clf.encode_frame(f) for f in x])):
-            for _ in range(3):
-                fn()
-            ts = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                fn()
-                ts.append((time.perf_counter() - t0) * 1e3)
-            out["{0}x{1}_ms".format(name, n)] = float(np.median(ts))
+            out["{0}x{1}_ms".format(name, n)] = median_ms(fn, repeats)
     out["batching"] = clf.batch_note or "on"
     clf.close()
     return out

@@ -93,6 +93,7 @@ def start_control(source: str, seconds: float) -> subprocess.Popen:
 
 def per_prediction_cost(bundle_dir: str, repeats: int = 30, threads: Optional[int] = None) -> Dict[str, float]:
     """Median ms per prediction: streaming (1 encode + head) vs full clip (T encodes + head, full model)."""
+    from benchmarks.latency import median_ms
     from edge.backends import BackendOptions, load_backend
     from edge.bundle import load
 
@@ -106,14 +107,7 @@ def per_prediction_cost(bundle_dir: str, repeats: int = 30, threads: Optional[in
     feats = rng.random((1, T, int(np.prod(enc.output.shape[1:]))), dtype=np.float32)
 
     def med(fn):
-        for _ in range(3):
-            fn()
-        ts = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            ts.append((time.perf_counter() - t0) * 1e3)
-        return float(np.median(ts))
+        return median_ms(fn, repeats)
 
     out = {"encoder_ms": med(lambda: enc.infer(frame)), "head_ms": med(lambda: head.infer(feats))}
     out["streaming_ms"] = med(lambda: (enc.infer(frame), head.infer(feats)))

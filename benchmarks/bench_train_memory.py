@@ -23,9 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+from benchmarks.results_io import write_results  # noqa: E402  (after the path fix)
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "train_memory.md"
 
 
@@ -124,11 +126,7 @@ def main(argv=None) -> int:
         md.append(f"| {r['mode']} | {r['clips']} | {r['peak_rss_mb']} | {r['clips_per_s']} | {r['load_s']} |")
     md += ["", f"The in-memory path needs {per_clip_mb:.2f} MB of float32 per clip: {args.clips} clips would be "
                f"{per_clip_mb * args.clips / 1024:.2f} GB before training starts."]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(md) + "\n", encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    print("\n".join(md))
+    write_results(args.out, md, rows)
     return 0
 
 

@@ -92,6 +92,13 @@ def sample_calls(fn: Callable[[], object], n: int, clock: Callable[[], float] = 
     return out
 
 
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
+    """Median ms of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    return float(np.median(sample_calls(fn, repeats)))
+
+
 def _run_until(fn, min_runs: int, min_seconds: float, max_seconds: float, clock) -> (List[float], str):
     samples: List[float] = []
     start = clock()

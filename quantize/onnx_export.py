@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -370,25 +370,23 @@ def tensorrt_variants(float_onnx: str, int8_tflite: Optional[str], inputs: Seque
     for the bundle writer to record as format ``onnx`` artifacts (or ``skipped`` entries)."""
     from edge.trt_build import variant_path
 
-    out = []
-    fp16 = variant_path(float_onnx, "fp16")
-    try:
-        chk = verify_fp16(export_fp16(float_onnx, fp16), float_onnx, inputs)
-        out.append({"precision": "float16", "file": fp16, "metrics": chk.to_dict(), "ok": chk.ok(),
-                    "reason": _why_not(chk, "FP16 ONNX differs from the float ONNX")})
-    except Exception as e:
-        out.append({"precision": "float16", "file": None, "metrics": {}, "ok": False,
-                    "reason": f"FP16 ONNX export failed: {str(e).splitlines()[0][:200]}"})
+    def variant(precision: str, make, differs: str, failed: str) -> Dict:
+        try:
+            chk = make()
+        except Exception as e:
+            return {"precision": precision, "file": None, "metrics": {}, "ok": False,
+                    "reason": failed + str(e).splitlines()[0][:300]}
+        return {"precision": precision, "file": chk_path[precision], "metrics": chk.to_dict(), "ok": chk.ok(),
+                "reason": _why_not(chk, differs)}
+
+    fp16, qdq = variant_path(float_onnx, "fp16"), variant_path(float_onnx, "int8")
+    chk_path = {"float16": fp16, "int8": qdq}
+    out = [variant("float16", lambda: verify_fp16(export_fp16(float_onnx, fp16), float_onnx, inputs),
+                   "FP16 ONNX differs from the float ONNX", "FP16 ONNX export failed: ")]
     if not int8_tflite:
         out.append({"precision": "int8", "file": None, "metrics": {}, "ok": False,
                     "reason": "no int8 TFLite for this part: no QDQ ONNX (TensorRT builds fp16 instead)"})
         return out
-    qdq = variant_path(float_onnx, "int8")
-    try:
-        chk = verify_qdq(export_qdq(int8_tflite, qdq), int8_tflite, inputs)
-        out.append({"precision": "int8", "file": qdq, "metrics": chk.to_dict(), "ok": chk.ok(),
-                    "reason": _why_not(chk, "QDQ ONNX differs from the int8 TFLite")})
-    except Exception as e:
-        out.append({"precision": "int8", "file": None, "metrics": {}, "ok": False,
-                    "reason": str(e).splitlines()[0][:300]})
+    out.append(variant("int8", lambda: verify_qdq(export_qdq(int8_tflite, qdq), int8_tflite, inputs),
+                       "QDQ ONNX differs from the int8 TFLite", ""))
     return out

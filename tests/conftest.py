@@ -10,6 +10,21 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # corrupt-file tests: keep FFmpeg quiet
 
+# Load matplotlib's font stack and TensorFlow before any test imports GStreamer: in one process,
+# numpy -> Gst.init -> matplotlib segfaults in matplotlib._mathtext_data, and TensorFlow imported
+# after Gst aborts in its random ops (PyGObject 3.50, matplotlib 3.11, TF 2.21 on Debian 12), so the
+# suite would pass or crash by the order pytest collects files in. Both are host (train) dependencies:
+# the device side (edge-run) never loads them, and edge-bench runs edge-run in a subprocess.
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.font_manager  # noqa: F401
+    import matplotlib.mathtext  # noqa: F401
+    import tensorflow  # noqa: F401
+except ImportError:
+    pass
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 

@@ -27,6 +27,29 @@ ENCODERS = {
     "mjpeg": "jpegenc quality=70 ! rtpjpegpay name=pay{n} pt=26",
 }
 NEEDS = {"h264": ("x264enc", "rtph264pay"), "h265": ("x265enc", "rtph265pay"), "mjpeg": ("jpegenc", "rtpjpegpay")}
+
+
+def has_rtsp_server() -> bool:
+    """gst-rtsp-server's GObject bindings are importable (Debian: gir1.2-gst-rtsp-server-1.0)."""
+    try:
+        import gi
+        gi.require_version("GstRtspServer", "1.0")
+        return True
+    except (ImportError, ValueError):
+        return False
+
+
+def rtsp_test_marks():
+    """pytest marks for a test module that needs GStreamer and gst-rtsp-server (skips say why)."""
+    import pytest
+    from edge.sources.gstreamer import gst_available
+
+    return [pytest.mark.gst,
+            pytest.mark.skipif(not gst_available(), reason="GStreamer/PyGObject not importable"),
+            pytest.mark.skipif(not has_rtsp_server(),
+                               reason="gst-rtsp-server missing: apt-get install gir1.2-gst-rtsp-server-1.0")]
+
+
 AUDIO = "audiotestsrc is-live=true wave=sine samplesperbuffer=80 ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay{n} pt=8"
 
 

@@ -14,6 +14,7 @@ import time
 import urllib.request
 
 import pytest
+from live_view import wait_for_live_view
 
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -133,12 +134,7 @@ def test_edge_run_events_to_mqtt_with_clip_and_metrics(bundle_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
-        url = None
-        while url is None:
-            line = p.stderr.readline().decode()
-            assert line or p.poll() is None, "edge-run ended before serving"
-            m = re.search(r"live view on (http://\S+)", line)
-            url = m.group(1) if m else None
+        url = wait_for_live_view(p)
         sub.wait(lambda msgs: any(t == "edge/ev" for t, _, _ in msgs), timeout=20)
         metrics = urllib.request.urlopen(url + "metrics", timeout=5).read().decode()
         out, err = p.communicate(timeout=60)

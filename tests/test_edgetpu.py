@@ -231,14 +231,19 @@ def test_analyzer_agrees_with_the_compiler(pair):
     assert r.to_dict()["verdict"] == "predicted"
 
 
-@pytest.mark.realdata
-def test_int8_lstm_with_int16_state_maps():
+def _analyze_pair(name: str):
+    """The analyzer's report on one input model of the shared compiler pairs (skips when absent)."""
     from quantize.edgetpu_analyzer import analyze
 
-    path = PAIRS_DIR / "keras_lstm_mnist_ptq.tflite"
+    path = PAIRS_DIR / name
     if not path.exists():
         pytest.skip(f"{PAIRS_DIR} is absent")
-    r = analyze(str(path))
+    return analyze(str(path))
+
+
+@pytest.mark.realdata
+def test_int8_lstm_with_int16_state_maps():
+    r = _analyze_pair("keras_lstm_mnist_ptq.tflite")
     lstm = next(o for o in r.ops if o.op == "UNIDIRECTIONAL_SEQUENCE_LSTM")
     assert lstm.on_tpu and lstm.reasons == []
     assert r.first_unsupported is None and r.mappable
@@ -246,12 +251,7 @@ def test_int8_lstm_with_int16_state_maps():
 
 @pytest.mark.realdata
 def test_cut_sends_supported_ops_after_it_to_the_cpu():
-    from quantize.edgetpu_analyzer import analyze
-
-    path = PAIRS_DIR / "deeplabv3_mnv2_dm05_pascal_quant.tflite"
-    if not path.exists():
-        pytest.skip(f"{PAIRS_DIR} is absent")
-    r = analyze(str(path))
+    r = _analyze_pair("deeplabv3_mnv2_dm05_pascal_quant.tflite")
     cut = r.ops[r.first_unsupported]
     assert cut.op == "RESIZE_BILINEAR" and "1x1" in cut.reasons[0]
     after = r.ops[cut.index + 1:]

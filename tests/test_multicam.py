@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from live_view import wait_for_live_view
 
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -188,7 +189,6 @@ def _gst():
 
 @pytest.mark.skipif(not _gst(), reason="GStreamer (PyGObject) is not available for test:// sources")
 def test_edge_run_two_live_cameras_with_live_view(bundle_dir, tmp_path):
-    import re
     import subprocess
     import urllib.request
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -198,12 +198,7 @@ def test_edge_run_two_live_cameras_with_live_view(bundle_dir, tmp_path):
            "--serve", "127.0.0.1:0", "--max-reconnects", "0"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=root))
     try:
-        url = None
-        while url is None:
-            line = p.stderr.readline().decode()
-            assert line or p.poll() is None, "edge-run ended before serving"
-            m = re.search(r"live view on (http://\S+)", line)
-            url = m.group(1) if m else None
+        url = wait_for_live_view(p)
         time.sleep(1.5)
         metrics = urllib.request.urlopen(url + "metrics", timeout=5).read().decode()
         out, err = p.communicate(timeout=60)

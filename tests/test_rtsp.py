@@ -14,29 +14,16 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from gst_standins import swap_nvidia  # noqa: E402
-from rtsp_server import ServerProcess  # noqa: E402
+from rtsp_server import ServerProcess, rtsp_test_marks  # noqa: E402
 
 from edge.config import ReconnectConfig, load_config  # noqa: E402
 from edge.sources import SourceConfig, SourceError, open_source  # noqa: E402
-from edge.sources.gstreamer import gst_available, has_element  # noqa: E402
+from edge.sources.gstreamer import has_element  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _has_rtsp_server() -> bool:
-    try:
-        import gi
-        gi.require_version("GstRtspServer", "1.0")
-        return True
-    except (ImportError, ValueError):
-        return False
-
-
-pytestmark = [
-    pytest.mark.gst,
-    pytest.mark.skipif(not gst_available(), reason="GStreamer/PyGObject not importable"),
-    pytest.mark.skipif(not _has_rtsp_server(), reason="gst-rtsp-server missing: apt-get install gir1.2-gst-rtsp-server-1.0"),
-]
+pytestmark = rtsp_test_marks()
 ENCODER = {"h264": "x264enc", "h265": "x265enc", "mjpeg": "jpegenc"}
 CFG = SourceConfig.sized(32, 24, reconnect=ReconnectConfig(start_s=5.0))
 

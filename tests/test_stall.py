@@ -17,28 +17,15 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from rtsp_server import ServerProcess, never_answering_server  # noqa: E402
+from rtsp_server import ServerProcess, rtsp_test_marks, never_answering_server  # noqa: E402
 
-from edge.sources.gstreamer import gst_available, has_element  # noqa: E402
+from edge.sources.gstreamer import has_element  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GRACE = 5.0
 
 
-def _has_rtsp_server() -> bool:
-    try:
-        import gi
-        gi.require_version("GstRtspServer", "1.0")
-        return True
-    except (ImportError, ValueError):
-        return False
-
-
-pytestmark = [
-    pytest.mark.gst,
-    pytest.mark.skipif(not gst_available(), reason="GStreamer/PyGObject not importable"),
-    pytest.mark.skipif(not _has_rtsp_server(), reason="gst-rtsp-server missing: apt-get install gir1.2-gst-rtsp-server-1.0"),
-]
+pytestmark = rtsp_test_marks()
 
 
 @pytest.fixture(scope="module")

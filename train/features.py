@@ -50,6 +50,22 @@ def feature_key(model_cfg: Dict[str, Any], size, frames: int, augment: Dict[str,
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class EpochBatches:
+    """A generator of training batches for ``tf.data.Dataset.from_generator``: ``epoch_batches(e)``
+    of epoch after epoch, from ``start_epoch`` on (a resumed run continues the same sequence)."""
+
+    start_epoch = 0
+
+    def epoch_batches(self, epoch: int):
+        raise NotImplementedError
+
+    def __call__(self):
+        epoch = self.start_epoch
+        while True:
+            yield from self.epoch_batches(epoch)
+            epoch += 1
+
+
 class FeatureCache:
     """Encode clips of a manifest once per (clip, variant) and keep the features on disk."""
 
@@ -112,7 +128,7 @@ class FeatureCache:
         return np.stack(out) if out else np.zeros((0, variants, 0, 0), np.float32)
 
 
-class FeatureStream:
+class FeatureStream(EpochBatches):
     """Endless (features, one-hot) batches; epoch ``e`` draws its order and variants from ``[seed, e]``."""
 
     def __init__(self, feats: np.ndarray, y_onehot: np.ndarray, batch_size: int, seed: int, start_epoch: int = 0):
@@ -130,11 +146,6 @@ class FeatureStream:
             idx = np.sort(order[i:i + self.bs])
             yield self.f[idx, variant[idx]], self.y[idx]
 
-    def __call__(self):
-        epoch = self.start_epoch
-        while True:
-            yield from self.epoch_batches(epoch)
-            epoch += 1
 
     def dataset(self):
         import tensorflow as tf

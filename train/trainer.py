@@ -38,6 +38,7 @@ from edge.sampling import TemporalSampling
 
 from . import run as rd
 from .config import ConfigError, TrainConfig, load_yaml
+from .features import EpochBatches
 
 STATE_FILE = "state.json"
 LAST_CKPT = "last.keras"
@@ -183,7 +184,7 @@ def is_chief() -> bool:
 
 
 # -------------------------------------------------------------------------------- input stream
-class TrainStream:
+class TrainStream(EpochBatches):
     """Endless generator of (augmented) training batches; epoch ``e`` always draws the same order
     (``rng = default_rng([seed, e])``) and batch ``b`` of it the same augmentations
     (``default_rng([seed, e, b + 1])``), so a resumed run continues the stream it would have seen and
@@ -242,11 +243,6 @@ class TrainStream:
             yb[i, c] = 1
         return xb, yb
 
-    def __call__(self):
-        epoch = self.start_epoch
-        while True:
-            yield from self.epoch_batches(epoch)
-            epoch += 1
 
     def dataset(self):
         import tensorflow as tf

@@ -29,6 +29,7 @@ from ..detect import parse_edgetpu_device
 from .base import BackendUnavailable
 from .tflite import INSTALL_HINT as TFLITE_INSTALL_HINT
 from .tflite import TFLiteBackend
+from .tflite import interpreter_class as tflite_interpreter_class
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +94,7 @@ def google_pycoral():
 def interpreter_class():
     """(Interpreter, load_delegate, name) of the runtime libedgetpu should live in: tflite_runtime first
     (unlike the CPU backend, which prefers ai-edge-litert)."""
-    try:
-        from tflite_runtime import interpreter as m  # type: ignore
-        return m.Interpreter, m.load_delegate, "tflite-runtime"
-    except ImportError:
-        pass
-    try:
-        from ai_edge_litert import interpreter as m  # type: ignore
-        return m.Interpreter, m.load_delegate, "ai-edge-litert"
-    except ImportError:
-        pass
-    raise BackendUnavailable(TFLITE_INSTALL_HINT)
+    return tflite_interpreter_class(order=("tflite_runtime", "ai_edge_litert"))
 
 
 def one_line(text: str) -> str:

@@ -12,18 +12,20 @@ INSTALL_HINT = ("no TFLite runtime: `pip install ai-edge-litert` (x86-64/aarch64
                 "`sudo apt-get install python3-tflite-runtime` from Coral's package repository")
 
 
-def interpreter_class():
-    """The TFLite ``Interpreter`` class and ``load_delegate`` function of whichever runtime is present."""
-    try:
-        from ai_edge_litert import interpreter as m
-        return m.Interpreter, m.load_delegate, "ai-edge-litert"
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime import interpreter as m
-        return m.Interpreter, m.load_delegate, "tflite-runtime"
-    except ImportError:
-        pass
+RUNTIMES = ("ai_edge_litert", "tflite_runtime")   # the CPU backend's preference
+RUNTIME_NAMES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
+
+
+def interpreter_class(order=RUNTIMES):
+    """(Interpreter, load_delegate, name) of the first TFLite runtime of ``order`` that imports."""
+    import importlib
+
+    for module in order:
+        try:
+            m = importlib.import_module(module + ".interpreter")
+        except ImportError:
+            continue
+        return m.Interpreter, m.load_delegate, RUNTIME_NAMES[module]
     raise BackendUnavailable(INSTALL_HINT)
 
 
