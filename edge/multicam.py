@@ -43,7 +43,7 @@ from . import runner as _runner
 from .records import RunSummary
 from .runner import (CLOSE_DEADLINE_S, READ_TIMEOUT_S, RunError, RunOptions, Runner, StopControl,
                      call_with_deadline, close_events, load_model, open_classifier, open_events,
-                     resolve_config, resolve_model, source_config)
+                     resolve_config, resolve_model, source_config, stop_now)
 from .sinks import HubSink, OutputError, Sink, check_output, format_summary
 from .sources import CameraNotFound, EndOfStream, SourceError
 from .sources.base import now_ns
@@ -480,12 +480,7 @@ class MultiRunner(object):
 
     def _force_exit(self, reason, code):
         """A second signal: outputs closed with a deadline each, the summary printed, exit at once."""
-        self.stop_reason = reason
-        self.stop.done = True
-        hub, self.hub = self.hub, None
-        if hub is not None:
-            self.events = close_events(hub, CLOSE_DEADLINE_S)
-        summary = self.summary()
+        summary = stop_now(self, reason)
         for f in self.feeds:
             for s in list(f.sinks):
                 call_with_deadline(lambda s=s: s.close(None), CLOSE_DEADLINE_S, s.uri or "output")

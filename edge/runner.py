@@ -209,6 +209,17 @@ def close_events(hub, deadline_s: float = 10.0) -> dict:
     return events_summary(out)
 
 
+def stop_now(run, reason: str):
+    """The first half of a forced exit, for the runner and the multi-camera runner alike: the run
+    is marked stopped, its event hub closed with a deadline, and its summary as it stands returned."""
+    run.stop_reason = reason
+    run.stop.done = True
+    hub, run.hub = run.hub, None
+    if hub is not None:
+        run.events = close_events(hub, CLOSE_DEADLINE_S)
+    return run.summary()
+
+
 def call_with_deadline(fn: Callable[[], None], seconds: float, what: str) -> bool:
     """Run ``fn`` in a daemon thread and wait at most ``seconds``; a call still running then is
     abandoned with a notice (it must never hold the process). True when it finished."""
@@ -534,12 +545,7 @@ class Runner:
     def _force_exit(self, reason: str, code: int) -> None:
         """The run cannot end normally (stuck source, second signal): outputs closed with a
         deadline each (JSONL flushed, summary written and printed), then the process ends."""
-        self.stop_reason = reason
-        self.stop.done = True
-        hub, self.hub = self.hub, None
-        if hub is not None:
-            self.events = close_events(hub, CLOSE_DEADLINE_S)
-        summary = self.summary()
+        summary = stop_now(self, reason)
         for s in list(self.sinks):
             call_with_deadline(lambda s=s: s.close(summary), CLOSE_DEADLINE_S, s.uri or "output")
         if not self.opts.quiet:
