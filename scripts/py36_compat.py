@@ -66,16 +66,18 @@ NEWER_MODULES = {"importlib.metadata": "3.8", "importlib.resources": "3.7", "con
 
 
 # -- which files ---------------------------------------------------------------------------------------
-def _imports_host_package(tree: ast.AST) -> bool:
+def absolute_imports(tree: ast.AST):
+    """(line, module) of every absolute import in a parsed module (relative ones are skipped)."""
     for node in ast.walk(tree):
-        names = []
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+            for a in node.names:
+                yield node.lineno, a.name
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        if any(n.split(".")[0] in HOST_ONLY_IMPORTS for n in names):
-            return True
-    return False
+            yield node.lineno, node.module
+
+
+def _imports_host_package(tree: ast.AST) -> bool:
+    return any(n.split(".")[0] in HOST_ONLY_IMPORTS for _, n in absolute_imports(tree))
 
 
 def target_files(repo: Path = REPO) -> List[Path]:

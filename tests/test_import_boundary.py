@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from py36_compat import absolute_imports  # noqa: E402  (one import walker for both checks)
 FORBIDDEN = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "tf2onnx", "sklearn",
              "train", "quantize", "benchmarks")
 
@@ -23,15 +25,9 @@ def test_edge_sources_import_nothing_from_host_side():
     offenders = []
     for path, _ in _edge_modules():
         tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            for n in names:
-                if n.split(".")[0] in FORBIDDEN:
-                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {n}")
+        for line, n in absolute_imports(tree):
+            if n.split(".")[0] in FORBIDDEN:
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports {n}")
     assert not offenders, "\n".join(offenders)
 
 
