@@ -326,6 +326,12 @@ class _IExecutionContext(object):
         return True
 
     def set_input_shape(self, name, shape):
+        return self._set_shape(name, shape)
+
+    def set_binding_shape(self, binding, shape):
+        return self._set_shape(self._engine._io[binding][0], shape)
+
+    def _set_shape(self, name, shape):
         lo, _opt, hi = self._engine._profile(name, 0)
         shape = tuple(int(d) for d in shape)
         if len(shape) != len(lo) or any(not a <= d <= b for a, d, b in zip(lo, shape, hi)):
@@ -333,9 +339,6 @@ class _IExecutionContext(object):
             return False     # the real one logs "... is out of the profile range" and returns False
         self._shapes[name] = shape
         return True
-
-    def set_binding_shape(self, binding, shape):
-        return self.set_input_shape(self._engine._io[binding][0], shape)
 
     def execute_v2(self, bindings):
         return self._run({t[0]: int(p) for t, p in zip(self._engine._io, bindings)})
