@@ -285,8 +285,8 @@ def _set_flags(trt, api, builder, config, plan):
     return notices
 
 
-def add_batch_profile(trt, builder, network, config, max_batch):
-    # type: (object, object, object, object, int) -> Optional[Tuple[int, ...]]
+def add_batch_profile(builder, network, config, max_batch):
+    # type: (object, object, object, int) -> Optional[Tuple[int, ...]]
     """One optimization profile (batch 1 .. ``max_batch``, opt = max) for the inputs whose batch
     dimension is dynamic; returns the max input shape, or None for a fixed-batch network (no profile)."""
     profile, top = None, None
@@ -306,6 +306,20 @@ def add_batch_profile(trt, builder, network, config, max_batch):
     return top
 
 
+def set_calibration_profile(builder, network, config, batch):
+    # type: (object, object, object, int) -> None
+    """INT8 calibration of a dynamic-batch network runs at the calibration profile's shapes: fix the
+    batch there to the calibrator's ``batch`` (TensorRT 8.x/10; 11 has no calibrator)."""
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        t = network.get_input(i)
+        shape = tuple(int(d) for d in t.shape)
+        if shape and shape[0] < 0:
+            fixed = (int(batch),) + shape[1:]
+            profile.set_shape(t.name, fixed, fixed, fixed)
+    config.set_calibration_profile(profile)
+
+
 def build_serialized(trt, plan, workspace_mb=256, logger=None, calibrator=None):
     # type: (object, BuildPlan, int, object, object) -> bytes
     """Serialized engine for ``plan`` (needs tensorrt + a GPU). ``calibrator`` only for a
@@ -313,12 +327,14 @@ def build_serialized(trt, plan, workspace_mb=256, logger=None, calibrator=None):
     api = TrtApi(trt)
     builder, network, config, _parser = parse_onnx(trt, plan.onnx, workspace_mb, logger)
     plan.notices.extend(_set_flags(trt, api, builder, config, plan))
-    add_batch_profile(trt, builder, network, config, plan.max_batch)
+    dynamic = add_batch_profile(builder, network, config, plan.max_batch) is not None
     if plan.calibrate:
         if calibrator is None or not api.calibrator:
             raise RuntimeError("INT8 calibration needs a calibrator and a TensorRT that still has one "
                                "(8.x/10); export the QDQ ONNX instead")
         config.int8_calibrator = calibrator
+        if dynamic:
+            set_calibration_profile(builder, network, config, calibrator.get_batch_size())
     data = builder.build_serialized_network(network, config)
     if data is None:
         raise RuntimeError("{}: TensorRT {} engine build failed (see the TensorRT log above)".format(

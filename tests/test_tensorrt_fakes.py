@@ -400,7 +400,7 @@ def test_dynamic_input_without_a_profile_does_not_build(use_trt, cuda13, dyn_par
     builder, network, config, _p = parse_onnx(trt, str(dyn_part / "encoder.onnx"), 64, logger)
     assert builder.build_serialized_network(network, config) is None
     assert any("no optimization profile" in m for _s, m in logger._messages)
-    assert add_batch_profile(trt, builder, network, config, 3) == (3, 4, 4, 3)
+    assert add_batch_profile(builder, network, config, 3) == (3, 4, 4, 3)
     assert builder.build_serialized_network(network, config) is not None
     assert TrtApi(trt).explicit_batch
 
@@ -416,3 +416,19 @@ def test_fixed_batch_onnx_gives_a_batch_1_engine(version, use_trt, cuda13, part)
             b.infer(np.zeros((2,) + OM.SHAPE[1:], np.float32))
     finally:
         b.close()
+
+
+@pytest.mark.parametrize("version", ["8.2", "8.6", "10"])
+def test_calibration_of_a_dynamic_batch_network_fixes_the_calibrator_batch(version, use_trt, cuda13, dyn_part):
+    """INT8 by calibration (no QDQ ONNX): the calibration profile takes the calibrator's batch, the
+    engine keeps the 1..max_batch profile."""
+    from quantize.tensorrt import CalibrationBatches, build_engine
+
+    os.remove(str(dyn_part / "encoder_int8.onnx"))
+    use_trt(version)
+    batches = CalibrationBatches([X[0] for _ in range(4)], batch_size=2)
+    built = build_engine(str(dyn_part / "encoder.onnx"), str(dyn_part), "int8", calibration=batches,
+                         log=lambda *_: None)
+    head = engine_header(built.path)
+    assert head["calibrated"] == 2 and head["calibration_profile"] == {"input": [[2, 4, 4, 3]] * 3}
+    assert head["profiles"] == [{"input": [[1, 4, 4, 3], [8, 4, 4, 3], [8, 4, 4, 3]]}]

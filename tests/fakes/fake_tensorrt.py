@@ -111,6 +111,7 @@ class _IBuilderConfig(object):
         self._workspace = 0
         self._calibrator = None
         self._profiles = []
+        self._calibration_profile = None
 
     def add_optimization_profile(self, profile):
         self._profiles.append(dict(profile._shapes))
@@ -119,6 +120,9 @@ class _IBuilderConfig(object):
     @property
     def num_optimization_profiles(self):
         return len(self._profiles)
+
+    def set_calibration_profile(self, profile):
+        self._calibration_profile = dict(profile._shapes)
 
     def set_flag(self, flag):
         self._flags.add(flag.name)
@@ -207,7 +211,7 @@ class _Builder(object):
         calibrated = _run_calibrator(config)
         header = {"trt": trt.__version__, "gpu": fake_cuda.gpu_ident(), "flags": sorted(config._flags),
                   "calibrated": calibrated, "fake": True,
-                  "profiles": config._profiles}
+                  "profiles": config._profiles, "calibration_profile": config._calibration_profile}
         trt._stats["builds"] += 1
         return trt.IHostMemory(MAGIC + json.dumps(header).encode() + b"\n" + network._onnx)
 
@@ -430,7 +434,11 @@ def _run_calibrator(config):
     cal = config._calibrator
     if cal is None or "INT8" not in config._flags:
         return False
-    cal.get_batch_size()
+    batch = cal.get_batch_size()
+    for name, (lo, _opt, _hi) in (config._calibration_profile or {}).items():
+        if lo[0] != batch:   # TensorRT calibrates at the calibration profile's shape
+            raise RuntimeError("fake tensorrt: calibration profile batch {} for {} != calibrator batch {}".format(
+                lo[0], name, batch))
     n = 0
     while cal.get_batch(["input"]) is not None:
         n += 1
