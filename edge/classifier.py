@@ -87,8 +87,10 @@ class ClipClassifier:
         return np.stack([self.predict(c) for c in clips])
 
     def close(self) -> None:
+        seen = set()   # a TensorRT encoder is its own batched copy: close it once
         for b in [self.full, self.encoder, self.head] + list((self._batched or {}).values()):
-            if b is not None:
+            if b is not None and id(b) not in seen:
+                seen.add(id(b))
                 b.close()
         self._batched = {}
 
@@ -100,7 +102,7 @@ class ClipClassifier:
 
 
 # -- batched encoder (several cameras in one call) ----------------------------------------------------
-BATCH_BACKENDS = ("tflite", "onnxruntime")   # CPU: one call for N frames; the Edge TPU runs one at a time
+BATCH_BACKENDS = ("tflite", "onnxruntime", "tensorrt")   # one call for N frames; the Edge TPU runs one at a time
 
 
 class BatchUnsupported(Exception):
@@ -110,10 +112,13 @@ class BatchUnsupported(Exception):
 def batched_backend(encoder: Backend, n: int) -> Backend:
     """A second instance of ``encoder`` that takes ``n`` frames per call: TFLite resized to batch
     ``n`` (a model whose ops cannot take it raises ``BatchUnsupported``), ONNX Runtime when the
-    model's batch dimension is dynamic. The Edge TPU (a compiled batch-1 graph, one device) and
-    TensorRT engines (fixed profile here) run one frame at a time."""
+    model's batch dimension is dynamic, TensorRT (the encoder itself) when its engine has a dynamic
+    batch profile (``max_batch`` > 1; it splits larger batches). The Edge TPU (a compiled batch-1
+    graph, one device) runs one frame at a time."""
     if encoder.name not in BATCH_BACKENDS:
         raise BatchUnsupported("{0} runs one frame at a time".format(encoder.name))
+    if encoder.name == "tensorrt":
+        return _tensorrt_batch(encoder)
     twin = type(encoder)(encoder.path, encoder.options)
     shape = (n,) + tuple(encoder.input.shape[1:])
     if encoder.name == "tflite":
@@ -123,6 +128,14 @@ def batched_backend(encoder: Backend, n: int) -> Backend:
     import dataclasses
     twin.input = dataclasses.replace(twin.input, shape=shape)
     return twin
+
+
+def _tensorrt_batch(encoder: Backend) -> Backend:
+    """The TensorRT encoder itself (one engine, one context: it sets the input shape per call)."""
+    if int(getattr(encoder, "max_batch", 1)) < 2:
+        raise BatchUnsupported("the TensorRT engine takes batch 1 only (built from a fixed-batch ONNX): "
+                               "re-export the bundle with edge-quantize for a dynamic batch")
+    return encoder
 
 
 def _resize_tflite(backend: Backend, shape) -> None:

@@ -11,8 +11,11 @@ through ``edge.backends.tensorrt``) and the host/Jetson builder (``quantize/tens
   it exists, else from ``<part>_fp16.onnx`` (an FP16 ONNX); int8 by explicit quantization from
   ``<part>_int8.onnx`` (QuantizeLinear/DequantizeLinear with the scales learned in QAT), on every version.
   The calibrator path is used only where the API still has it and calibration data is passed.
-- **One cache key** (``engine_file_name``): model sha256 + TensorRT version + GPU name and compute
-  capability + precision. A host-built engine is found by the device under the same name.
+- **One cache key** (``engine_file_name``): model sha256 + max batch + TensorRT version + GPU name and
+  compute capability + precision.
+- **Dynamic batch** (``add_batch_profile``): an ONNX whose batch dimension is dynamic gets one
+  optimization profile (min 1, opt = max = ``max_batch``, default ``DEFAULT_MAX_BATCH``); a batch-1 ONNX
+  builds a batch-1 engine. A host-built engine is found by the device under the same name.
 - **Foreign or stale engines are rebuilt** (``foreign_reason`` / ``rebuild_source``), not an abort.
 
 Python 3.6 compatible (JetPack 4.6); ``tensorrt`` is imported only inside the functions that build.
@@ -30,8 +33,9 @@ log = logging.getLogger(__name__)
 TRT_HINT = ("TensorRT is not importable: TensorRT comes with JetPack: `sudo apt-get install python3-libnvinfer` "
             "(or `sudo apt-get install nvidia-jetpack`); on a dGPU host `pip install tensorrt`")
 PRECISIONS = ("fp32", "fp16", "int8")
+DEFAULT_MAX_BATCH = 8   # frames per TensorRT call (several cameras); an engine's key carries it
 VARIANT_SUFFIX = {"fp32": "", "fp16": "_fp16", "int8": "_int8"}   # <part><suffix>.onnx
-ENGINE_RE = re.compile(r"^(?P<stem>.+)-(?P<sha>[0-9a-f]{12})-trt(?P<trt>[0-9a-z][a-z0-9.]*)-(?P<gpu>[a-z0-9.-]+)-"
+ENGINE_RE = re.compile(r"^(?P<stem>.+)-(?P<sha>[0-9a-f]{12})(?:-b(?P<max_batch>[0-9]+))?-trt(?P<trt>[0-9a-z][a-z0-9.]*)-(?P<gpu>[a-z0-9.-]+)-"
                        r"(?P<precision>fp32|fp16|int8)\.engine$")
 
 
@@ -56,24 +60,38 @@ def gpu_ident(gpu):
     return gpu.ident() if isinstance(gpu, GpuInfo) else str(gpu)
 
 
-def engine_file_name(stem, model_sha256, trt_version, gpu, precision):
-    # type: (str, str, str, object, str) -> str
-    """THE engine cache key, used by host and device: ``<stem>-<sha12>-trt<ver>-<gpu sm>-<precision>.engine``.
-    Changes whenever the model, the TensorRT version, the GPU (name or compute capability) or the
-    precision changes: engines are valid only where they were built."""
+def engine_file_name(stem, model_sha256, trt_version, gpu, precision, max_batch=DEFAULT_MAX_BATCH):
+    # type: (str, str, str, object, str, int) -> str
+    """THE engine cache key, used by host and device:
+    ``<stem>-<sha12>-b<max_batch>-trt<ver>-<gpu sm>-<precision>.engine``. Changes whenever the model,
+    the max batch, the TensorRT version, the GPU (name or compute capability) or the precision
+    changes: engines are valid only where they were built, for the batch they were built for."""
     if precision not in PRECISIONS:
         raise ValueError("precision {!r} not one of {}".format(precision, PRECISIONS))
     if not re.match(r"^[0-9a-fA-F]{12,64}$", model_sha256 or ""):
         raise ValueError("model_sha256 must be a hex digest, got {!r}".format(model_sha256))
-    return "{}-{}-trt{}-{}-{}.engine".format(stem, model_sha256[:12].lower(), slug(trt_version),
-                                             slug(gpu_ident(gpu)), precision)
+    return "{}-{}-b{}-trt{}-{}-{}.engine".format(stem, model_sha256[:12].lower(), check_max_batch(max_batch),
+                                                 slug(trt_version), slug(gpu_ident(gpu)), precision)
 
 
-def engine_cache_name(onnx_path, trt_version, gpu, precision):
-    # type: (str, str, object, str) -> str
+def check_max_batch(max_batch):
+    # type: (object) -> int
+    """``max_batch`` as a positive int, else a ValueError that says what to pass."""
+    try:
+        n = int(max_batch)  # type: ignore
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or str(max_batch).strip() != str(n):
+        raise ValueError("max_batch must be a whole number >= 1 (frames per TensorRT call), got {!r}".format(
+            max_batch))
+    return n
+
+
+def engine_cache_name(onnx_path, trt_version, gpu, precision, max_batch=DEFAULT_MAX_BATCH):
+    # type: (str, str, object, str, int) -> str
     """``engine_file_name`` for the ONNX file ``onnx_path`` (hashes its content)."""
     stem = os.path.splitext(os.path.basename(onnx_path))[0]
-    return engine_file_name(stem, sha256_file(onnx_path), trt_version, gpu, precision)
+    return engine_file_name(stem, sha256_file(onnx_path), trt_version, gpu, precision, max_batch)
 
 
 def parse_engine_name(path):
@@ -175,16 +193,17 @@ def is_qdq_onnx(path):
 class BuildPlan(object):
     """Which ONNX to parse, which builder flags to set and what precision the engine will have."""
 
-    def __init__(self, onnx, precision, flags, calibrate=False, notices=None):
+    def __init__(self, onnx, precision, flags, calibrate=False, notices=None, max_batch=DEFAULT_MAX_BATCH):
         self.onnx = onnx
+        self.max_batch = check_max_batch(max_batch)   # profile max when the ONNX batch is dynamic
         self.precision = precision
         self.flags = list(flags)            # BuilderFlag member names
         self.calibrate = calibrate
         self.notices = list(notices or [])
 
     def __repr__(self):
-        return "BuildPlan({!r}, {!r}, flags={}, calibrate={})".format(self.onnx, self.precision, self.flags,
-                                                                     self.calibrate)
+        return "BuildPlan({!r}, {!r}, flags={}, calibrate={}, max_batch={})".format(
+            self.onnx, self.precision, self.flags, self.calibrate, self.max_batch)
 
 
 def _plan_int8(api, onnx_path, calibration):
@@ -199,10 +218,18 @@ def _plan_int8(api, onnx_path, calibration):
     return None
 
 
-def plan_build(api, onnx_path, precision, calibration=False):
-    # type: (TrtApi, str, str, bool) -> BuildPlan
+def plan_build(api, onnx_path, precision, calibration=False, max_batch=DEFAULT_MAX_BATCH):
+    # type: (TrtApi, str, str, bool, int) -> BuildPlan
     """The build for ``precision`` (fp32 | fp16 | int8) on this TensorRT, from the ONNX variants next
-    to ``onnx_path``. Falls back (int8 -> fp16 -> fp32) with a notice instead of failing."""
+    to ``onnx_path``, for up to ``max_batch`` frames per call (when the ONNX batch is dynamic).
+    Falls back (int8 -> fp16 -> fp32) with a notice instead of failing."""
+    plan = _plan(api, onnx_path, precision, calibration)
+    plan.max_batch = check_max_batch(max_batch)
+    return plan
+
+
+def _plan(api, onnx_path, precision, calibration):
+    # type: (TrtApi, str, str, bool) -> BuildPlan
     if precision not in PRECISIONS:
         raise ValueError("precision {!r} not one of {}".format(precision, PRECISIONS))
     notices = []  # type: List[str]
@@ -258,6 +285,41 @@ def _set_flags(trt, api, builder, config, plan):
     return notices
 
 
+def add_batch_profile(builder, network, config, max_batch):
+    # type: (object, object, object, int) -> Optional[Tuple[int, ...]]
+    """One optimization profile (batch 1 .. ``max_batch``, opt = max) for the inputs whose batch
+    dimension is dynamic; returns the max input shape, or None for a fixed-batch network (no profile)."""
+    profile, top = None, None
+    for i in range(network.num_inputs):
+        t = network.get_input(i)
+        shape = tuple(int(d) for d in t.shape)
+        if not shape or shape[0] >= 0:
+            continue
+        if any(d < 0 for d in shape[1:]):
+            raise RuntimeError("input {} has dynamic dims {} besides the batch: export the ONNX with a fixed "
+                               "frame size (edge-quantize does)".format(t.name, shape))
+        profile = profile or builder.create_optimization_profile()
+        top = (int(max_batch),) + shape[1:]
+        profile.set_shape(t.name, (1,) + shape[1:], top, top)
+    if profile is not None:
+        config.add_optimization_profile(profile)
+    return top
+
+
+def set_calibration_profile(builder, network, config, batch):
+    # type: (object, object, object, int) -> None
+    """INT8 calibration of a dynamic-batch network runs at the calibration profile's shapes: fix the
+    batch there to the calibrator's ``batch`` (TensorRT 8.x/10; 11 has no calibrator)."""
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        t = network.get_input(i)
+        shape = tuple(int(d) for d in t.shape)
+        if shape and shape[0] < 0:
+            fixed = (int(batch),) + shape[1:]
+            profile.set_shape(t.name, fixed, fixed, fixed)
+    config.set_calibration_profile(profile)
+
+
 def build_serialized(trt, plan, workspace_mb=256, logger=None, calibrator=None):
     # type: (object, BuildPlan, int, object, object) -> bytes
     """Serialized engine for ``plan`` (needs tensorrt + a GPU). ``calibrator`` only for a
@@ -265,11 +327,14 @@ def build_serialized(trt, plan, workspace_mb=256, logger=None, calibrator=None):
     api = TrtApi(trt)
     builder, network, config, _parser = parse_onnx(trt, plan.onnx, workspace_mb, logger)
     plan.notices.extend(_set_flags(trt, api, builder, config, plan))
+    dynamic = add_batch_profile(builder, network, config, plan.max_batch) is not None
     if plan.calibrate:
         if calibrator is None or not api.calibrator:
             raise RuntimeError("INT8 calibration needs a calibrator and a TensorRT that still has one "
                                "(8.x/10); export the QDQ ONNX instead")
         config.int8_calibrator = calibrator
+        if dynamic:
+            set_calibration_profile(builder, network, config, calibrator.get_batch_size())
     data = builder.build_serialized_network(network, config)
     if data is None:
         raise RuntimeError("{}: TensorRT {} engine build failed (see the TensorRT log above)".format(
@@ -300,17 +365,19 @@ def default_cache_dir(onnx_path):
     return d
 
 
-def cached_engine(onnx_path, precision, gpu, cache_dir=None, notice=None, workspace_mb=256):
-    # type: (str, str, object, Optional[str], Optional[Callable[[str], None]], int) -> str
-    """Path of the engine for ``onnx_path`` at ``precision`` on ``gpu``: one already next to the ONNX
-    (built on the host or the Jetson by edge-quantize) or in the cache, else built and cached now."""
+def cached_engine(onnx_path, precision, gpu, cache_dir=None, notice=None, workspace_mb=256,
+                  max_batch=DEFAULT_MAX_BATCH):
+    # type: (str, str, object, Optional[str], Optional[Callable[[str], None]], int, int) -> str
+    """Path of the engine for ``onnx_path`` at ``precision`` on ``gpu`` for up to ``max_batch`` frames
+    per call: one already next to the ONNX (built on the host or the Jetson by edge-quantize) or in
+    the cache, else built and cached now."""
     import tensorrt as trt
 
     notice = notice or log.warning
-    plan = plan_build(TrtApi(trt), onnx_path, precision)
+    plan = plan_build(TrtApi(trt), onnx_path, precision, max_batch=max_batch)
     for n in plan.notices:
         notice(n)
-    name = engine_cache_name(plan.onnx, trt.__version__, gpu, plan.precision)
+    name = engine_cache_name(plan.onnx, trt.__version__, gpu, plan.precision, plan.max_batch)
     next_to_model = os.path.join(os.path.dirname(os.path.abspath(plan.onnx)), name)
     if os.path.isfile(next_to_model):
         return next_to_model

@@ -2,9 +2,13 @@
 ONNX variants TensorRT builds from: FP16 (``export_fp16``) and QDQ int8 from the QAT int8 TFLite
 (``export_qdq``), each verified with onnxruntime against its reference (``verify_fp16``/``verify_qdq``).
 
-The model is traced through a ``tf.function`` with a fixed batch of 1 (like the TFLite export: the
-device scores one clip / one frame at a time, and TensorRT builds faster, better engines for static
-shapes). ONNX is the Jetson path: onnxruntime (CPU/CUDA) directly, or TensorRT built from it.
+The model is traced through a ``tf.function`` with a dynamic batch dimension named ``batch`` (every
+other dim fixed): the multi-camera scheduler encodes the frames of several cameras in one call on
+onnxruntime and on TensorRT (an engine profile for batch 1..max_batch, ``edge.trt_build``). The QDQ
+int8 variant comes from a batch-1 TFLite; its batch is made dynamic the same way. Each export checks
+with onnxruntime that a batch of 2 gives the per-sample outputs, and keeps batch 1 where it does
+not (a graph that bakes the batch into a constant). ONNX is the Jetson path: onnxruntime (CPU/CUDA)
+directly, or TensorRT built from it.
 """
 from __future__ import annotations
 
@@ -15,10 +19,12 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 DEFAULT_OPSET = 13
+BATCH_DIM = "batch"   # the name of the dynamic batch dimension of every exported ONNX
 
 
 def export(model, path: str, opset: int = DEFAULT_OPSET) -> str:
-    """Write ``path`` (.onnx) from a tf_keras model; input named ``input``, batch fixed to 1."""
+    """Write ``path`` (.onnx) from a tf_keras model; input named ``input``, dynamic batch ``batch``
+    (batch 1 when a batch of 2 does not give the per-sample outputs)."""
     import tensorflow as tf
     import tf2onnx
 
@@ -26,14 +32,60 @@ def export(model, path: str, opset: int = DEFAULT_OPSET) -> str:
 
     if opset < 13:
         raise ValueError(f"opset must be >= 13, got {opset}")
-    spec = tf.TensorSpec(static_input_shape(model), tf.float32, name="input")
+    shape = static_input_shape(model)
+    for batch in (None, 1):
+        spec = tf.TensorSpec((batch,) + tuple(shape[1:]), tf.float32, name="input")
 
-    @tf.function(input_signature=[spec])
-    def serve(x):
-        return {"scores": model(x, training=False)}
+        @tf.function(input_signature=[spec])
+        def serve(x):
+            return {"scores": model(x, training=False)}
 
-    tf2onnx.convert.from_function(serve, input_signature=[spec], opset=opset, output_path=path)
+        model_proto, _ = tf2onnx.convert.from_function(serve, input_signature=[spec], opset=opset)
+        if batch is None:
+            name_batch_dim(model_proto)
+        _save(model_proto, path)
+        if batch == 1 or batch_agrees(path):
+            return path
     return path
+
+
+def _save(model, path: str) -> None:
+    import onnx
+
+    onnx.save(model, path)
+
+
+def name_batch_dim(model, dynamic: bool = True):
+    """Dim 0 of every graph input and output -> the symbolic ``batch`` (``dynamic``) or 1; drops the
+    intermediate shapes tf2onnx recorded (onnxruntime infers them again)."""
+    g = model.graph
+    for vi in list(g.input) + list(g.output):
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims):
+            dims[0].Clear()
+            if dynamic:
+                dims[0].dim_param = BATCH_DIM
+            else:
+                dims[0].dim_value = 1
+    if dynamic:
+        del g.value_info[:]
+    return model
+
+
+def batch_agrees(path: str, n: int = 2, atol: float = 1e-5) -> bool:
+    """True when onnxruntime runs ``path`` on a batch of ``n`` random inputs and gives the outputs
+    of ``n`` batch-1 calls (a dynamic batch that really works)."""
+    import onnxruntime as ort
+
+    try:
+        s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        i = s.get_inputs()[0]
+        x = np.random.default_rng(0).random((n,) + tuple(int(d) for d in i.shape[1:])).astype(np.float32)
+        many = s.run(None, {i.name: x})[0]
+        one = np.concatenate([s.run(None, {i.name: x[k:k + 1]})[0] for k in range(n)])
+    except Exception:   # e.g. a Reshape that bakes in batch 1
+        return False
+    return many.shape == one.shape and bool(np.allclose(many, one, atol=atol, rtol=1e-4))
 
 
 @dataclass
@@ -290,7 +342,9 @@ def export_qdq(int8_tflite: str, path: str, opset: int = DEFAULT_OPSET) -> str:
                          f"({str(e).splitlines()[0][:160]}); TensorRT builds this part at fp16 instead") from e
     model = qdq_for_tensorrt(model, io_quantization(int8_tflite))
     onnx.checker.check_model(model)
-    onnx.save(model, path)
+    onnx.save(name_batch_dim(model), path)
+    if not batch_agrees(path):   # the TFLite's graph bakes in batch 1: keep it
+        onnx.save(name_batch_dim(onnx.load(path), dynamic=False), path)
     return path
 
 

@@ -237,3 +237,36 @@ def test_multicam_module_compiles_on_python36():
     assert "dataclass" not in src and "from __future__ import annotations" not in src
     out = subprocess.run([PY36, "-m", "py_compile", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert out.returncode == 0, out.stdout.decode()
+
+
+@pytest.mark.parametrize("version", ["8.2", "8.6", "10", "11"])
+def test_tensorrt_encoder_batches_the_cameras_frames(version, monkeypatch, tmp_path):
+    """FAKE TensorRT (tests/fakes: the release's API surface, onnxruntime behind it): a dynamic-batch
+    encoder ONNX gives an engine that encode_frames calls once for several frames (split above
+    max_batch), with the per-frame features; a batch-1 ONNX falls back to one call per frame and says why."""
+    from edge.backends.base import BackendOptions
+    from edge.backends.onnxruntime import OnnxRuntimeBackend
+    from edge.backends.tensorrt import TensorRTBackend
+    from edge.classifier import ClipClassifier
+    from fakes import fake_cuda, fake_tensorrt
+    from fakes import onnx_models as OM
+
+    fake_cuda.install(monkeypatch, "cuda-python-13")
+    trt = fake_tensorrt.make_module(version)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    x = np.random.default_rng(2).random((5,) + OM.SHAPE[1:]).astype(np.float32)
+    for dynamic, calls in ((True, [3, 2]), (False, [1] * 5)):
+        d = tmp_path / ("dyn" if dynamic else "b1")
+        d.mkdir()
+        onnx_path = OM.save(OM.float_model(dynamic=dynamic), d / "encoder.onnx")
+        enc = TensorRTBackend(onnx_path, BackendOptions(precision="fp32", extra={"max_batch": 3}))
+        clf = ClipClassifier(encoder=enc, head=OnnxRuntimeBackend(onnx_path))
+        one = np.stack([clf.encode_frame(f) for f in x])
+        del trt._stats["batches"][:]
+        many = clf.encode_frames(x)
+        assert trt._stats["batches"] == calls and np.abs(many - one).max() < 1e-6
+        assert (clf.batch_note == "") == dynamic
+        if not dynamic:
+            assert "batch 1 only" in clf.batch_note and "re-export" in clf.batch_note
+        clf.close()
+        assert enc._dev == []   # closed (once: the TensorRT encoder is its own batched copy)

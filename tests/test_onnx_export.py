@@ -92,11 +92,63 @@ def int8_encoder(tmp_path_factory):
     _fakes()
     from _tiny_models import build_parts, to_onnx, to_tflite
 
+    from quantize.onnx_export import export
+
     d = tmp_path_factory.mktemp("enc")
     enc, _head, _full = build_parts()
     (d / "encoder_int8.tflite").write_bytes(to_tflite(enc, int8=True))
-    to_onnx(enc, str(d / "encoder.onnx"))
+    export(enc, str(d / "encoder.onnx"))          # what edge-quantize writes: dynamic batch
+    to_onnx(enc, str(d / "encoder_b1.onnx"))      # a batch-1 ONNX (older bundles)
     return d, str(d / "encoder_int8.tflite")
+
+
+def _batch_dim(path):
+    import onnx
+
+    m = onnx.load(str(path))
+    return [vi.type.tensor_type.shape.dim[0].dim_param or vi.type.tensor_type.shape.dim[0].dim_value
+            for vi in list(m.graph.input) + list(m.graph.output)]
+
+
+def test_encoder_onnx_and_its_variants_have_a_dynamic_batch(int8_encoder, tmp_path):
+    """float, FP16 and QDQ int8 encoder ONNX: input and output batch is ``batch``; onnxruntime runs
+    4 frames in one call and gives the per-frame outputs."""
+    import shutil
+
+    from edge.backends.onnxruntime import OnnxRuntimeBackend
+    from quantize.onnx_export import batch_agrees, export_fp16, export_qdq
+
+    d, tfl = int8_encoder
+    f = shutil.copy(str(d / "encoder.onnx"), str(tmp_path / "encoder.onnx"))
+    paths = [f, export_fp16(f, str(tmp_path / "encoder_fp16.onnx")), export_qdq(tfl, str(tmp_path / "encoder_int8.onnx"))]
+    x = np.random.default_rng(7).random((4, 16, 16, 3)).astype(np.float32)
+    for p in paths:
+        assert _batch_dim(p) == ["batch", "batch"], p
+        assert batch_agrees(p, n=3)
+        b = OnnxRuntimeBackend(p)
+        try:
+            assert b.input.shape == (1, 16, 16, 3)
+            many = b.session.run(None, {b.input.name: x})[0]
+            one = np.concatenate([b.infer(f1[None]) for f1 in x])
+        finally:
+            b.close()
+        assert many.shape == (4, 8) and np.abs(many - one).max() < 1e-5, p
+    assert _batch_dim(d / "encoder_b1.onnx") == [1, 1]
+    assert batch_agrees(str(d / "encoder_b1.onnx")) is False      # a fixed batch is told apart
+
+
+def test_batch_agrees_is_false_when_the_graph_bakes_in_batch_1(tmp_path):
+    """A Reshape to [1, -1] runs only batch 1: the export check must keep such a graph at batch 1."""
+    import onnx
+
+    from quantize.onnx_export import batch_agrees, name_batch_dim
+
+    OM = _fakes()
+    p = str(tmp_path / "m.onnx")
+    onnx.save(name_batch_dim(OM.float_model()), p)          # batch made symbolic, Reshape still [1, -1]
+    assert _batch_dim(p) == ["batch", "batch"] and not batch_agrees(p)
+    onnx.save(OM.float_model(dynamic=True), p)
+    assert batch_agrees(p)
 
 
 def test_qdq_onnx_from_int8_tflite_is_symmetric_and_agrees(int8_encoder, tmp_path):
@@ -168,6 +220,10 @@ def test_qdq_onnx_builds_int8_on_fake_tensorrt(version, int8_encoder, tmp_path, 
         assert b.engine_path.endswith("-int8.engine") and "encoder_int8-" in b.engine_path
         np.testing.assert_allclose(b.infer(x), OM.reference(tmp_path / "encoder_int8.onnx", x).reshape(1, -1),
                                    atol=1e-6)
+        assert b.max_batch == 8 and "-b8-" in b.engine_path       # the exported QDQ ONNX batches on TensorRT
+        xs = np.random.default_rng(1).random((3, 16, 16, 3)).astype(np.float32)
+        ref = np.concatenate([OM.reference(tmp_path / "encoder_int8.onnx", f[None]) for f in xs])
+        np.testing.assert_allclose(b.infer(xs), ref, atol=1e-6)
     finally:
         b.close()
 

@@ -11,12 +11,21 @@ SHA = "ab" * 32
 
 def test_engine_name_encodes_model_version_device_precision():
     n = TRT.engine_name(SHA, "8.6.2", "NVIDIA Jetson Orin Nano", "int8", stem="encoder")
-    assert n == "encoder-abababababab-trt8.6.2-nvidia-jetson-orin-nano-int8.engine"
+    assert n == "encoder-abababababab-b8-trt8.6.2-nvidia-jetson-orin-nano-int8.engine"   # b8: default max batch
     others = {TRT.engine_name("cd" * 32, "8.6.2", "NVIDIA Jetson Orin Nano", "int8", "encoder"),
               TRT.engine_name(SHA, "10.3.0", "NVIDIA Jetson Orin Nano", "int8", "encoder"),
               TRT.engine_name(SHA, "8.6.2", "Jetson Xavier NX", "int8", "encoder"),
               TRT.engine_name(SHA, "8.6.2", "NVIDIA Jetson Orin Nano", "fp16", "encoder")}
     assert n not in others and len(others) == 4
+    from edge.trt_build import engine_file_name, parse_engine_name
+    b4 = engine_file_name("encoder", SHA, "8.6.2", "NVIDIA Jetson Orin Nano", "int8", max_batch=4)
+    assert b4 != n and "-b4-" in b4 and parse_engine_name(b4)["max_batch"] == "4"
+    assert parse_engine_name(n)["stem"] == "encoder" and parse_engine_name(n)["precision"] == "int8"
+    old = "encoder-abababababab-trt8.6.2-nvidia-jetson-orin-nano-int8.engine"    # before the batch was in the key
+    assert parse_engine_name(old)["max_batch"] is None and parse_engine_name(old)["trt"] == "8.6.2"
+    for bad in (0, -1, "x", 2.5):
+        with pytest.raises(ValueError, match="max_batch"):
+            engine_file_name("encoder", SHA, "8.6.2", "orin", "int8", max_batch=bad)
     with pytest.raises(ValueError):
         TRT.engine_name(SHA, "8.6", "orin", "int4")
     with pytest.raises(ValueError):

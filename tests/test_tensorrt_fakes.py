@@ -321,3 +321,114 @@ def test_qdq_with_a_zero_point_is_refused_by_the_fake_parser(use_trt, cuda13, tm
     use_trt("10")
     with pytest.raises(RuntimeError, match="symmetric"):
         load(tmp_path / "encoder.onnx", "int8")
+
+
+# ---- dynamic batch: one profile (1..max_batch), input shape per call, larger batches split ----------
+@pytest.fixture
+def dyn_part(tmp_path):
+    """encoder.onnx / _fp16 / _int8 (QDQ) with a dynamic batch dimension, as quantize.onnx_export writes them."""
+    from quantize.onnx_export import export_fp16
+
+    onnx_path = OM.save(OM.float_model(dynamic=True), tmp_path / "encoder.onnx")
+    export_fp16(onnx_path, str(tmp_path / "encoder_fp16.onnx"))
+    OM.save(OM.qdq_model(dynamic=True), tmp_path / "encoder_int8.onnx")
+    return tmp_path
+
+
+def load_batched(path, precision, max_batch):
+    from edge.backends.tensorrt import TensorRTBackend
+
+    return TensorRTBackend(str(path), BackendOptions(precision=precision, extra={"max_batch": max_batch}))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_dynamic_batch_build_and_batched_infer_each_release(version, precision, use_trt, cuda13, dyn_part):
+    trt = use_trt(version)
+    xs = np.random.default_rng(5).random((5,) + OM.SHAPE[1:]).astype(np.float32)
+    b = load_batched(dyn_part / "encoder.onnx", precision, 2)
+    try:
+        assert b.max_batch == 2 and b.input.shape == OM.SHAPE and b.describe()["tensorrt"]["max_batch"] == 2
+        key = parse_engine_name(b.engine_path)
+        assert key["max_batch"] == "2" and key["precision"] == precision
+        assert engine_header(b.engine_path)["profiles"] == [
+            {"input": [[1, 4, 4, 3], [2, 4, 4, 3], [2, 4, 4, 3]]}]
+        y = b.infer(xs)
+        src = dyn_part / ("encoder_int8.onnx" if precision == "int8" else
+                          "encoder_fp16.onnx" if version == "11" else "encoder.onnx")
+        ref = np.concatenate([OM.reference(src, x[None]) for x in xs])
+        assert y.shape == (5, OM.CLASSES)
+        np.testing.assert_allclose(y, ref, atol=1e-6)
+        assert trt._stats["batches"] == [2, 2, 1]          # 5 frames, max_batch 2: split into 3 calls
+        np.testing.assert_allclose(b.infer(xs[:1]), ref[:1], atol=1e-6)   # batch 1 still works
+        assert trt._stats["batches"][-1] == 1
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("version", ["8.2", "11"])
+def test_max_batch_is_part_of_the_cache_key(version, use_trt, cuda13, dyn_part):
+    trt = use_trt(version)
+    paths = []
+    for mb in (2, 4, 2):
+        b = load_batched(dyn_part / "encoder.onnx", "fp32", mb)
+        paths.append(b.engine_path)
+        assert b.max_batch == mb
+        b.close()
+    assert paths[0] == paths[2] != paths[1] and trt._stats["builds"] == 2   # 2 again: the cached engine
+
+
+def test_shape_outside_the_profile_is_refused(use_trt, cuda13, dyn_part):
+    """The fake returns False like TensorRT for a shape out of the profile; the backend says so."""
+    use_trt("10")
+    b = load_batched(dyn_part / "encoder.onnx", "fp32", 2)
+    try:
+        with pytest.raises(ValueError, match="outside the engine's profile"):
+            b.io.set_shape("input", (3,) + OM.SHAPE[1:])
+    finally:
+        b.close()
+
+
+def test_dynamic_input_without_a_profile_does_not_build(use_trt, cuda13, dyn_part):
+    """What add_batch_profile prevents: the fake refuses a dynamic network with no profile, as TensorRT does."""
+    from edge.trt_build import TrtApi, parse_onnx
+
+    from edge.trt_build import add_batch_profile
+
+    trt = use_trt("8.6")
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder, network, config, _p = parse_onnx(trt, str(dyn_part / "encoder.onnx"), 64, logger)
+    assert builder.build_serialized_network(network, config) is None
+    assert any("no optimization profile" in m for _s, m in logger._messages)
+    assert add_batch_profile(builder, network, config, 3) == (3, 4, 4, 3)
+    assert builder.build_serialized_network(network, config) is not None
+    assert TrtApi(trt).explicit_batch
+
+
+@pytest.mark.parametrize("version", ["8.2", "10"])
+def test_fixed_batch_onnx_gives_a_batch_1_engine(version, use_trt, cuda13, part):
+    use_trt(version)
+    b = load_batched(part / "encoder.onnx", "fp32", 8)
+    try:
+        assert b.max_batch == 1 and "profiles" in engine_header(b.engine_path)
+        assert engine_header(b.engine_path)["profiles"] == []
+        with pytest.raises(ValueError, match="does not match model input"):
+            b.infer(np.zeros((2,) + OM.SHAPE[1:], np.float32))
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("version", ["8.2", "8.6", "10"])
+def test_calibration_of_a_dynamic_batch_network_fixes_the_calibrator_batch(version, use_trt, cuda13, dyn_part):
+    """INT8 by calibration (no QDQ ONNX): the calibration profile takes the calibrator's batch, the
+    engine keeps the 1..max_batch profile."""
+    from quantize.tensorrt import CalibrationBatches, build_engine
+
+    os.remove(str(dyn_part / "encoder_int8.onnx"))
+    use_trt(version)
+    batches = CalibrationBatches([X[0] for _ in range(4)], batch_size=2)
+    built = build_engine(str(dyn_part / "encoder.onnx"), str(dyn_part), "int8", calibration=batches,
+                         log=lambda *_: None)
+    head = engine_header(built.path)
+    assert head["calibrated"] == 2 and head["calibration_profile"] == {"input": [[2, 4, 4, 3]] * 3}
+    assert head["profiles"] == [{"input": [[1, 4, 4, 3], [8, 4, 4, 3], [8, 4, 4, 3]]}]

@@ -10,7 +10,10 @@ deserialize and run: the "engine" is the ONNX plus a header naming the TensorRT 
 reading and writing the fake device memory of fake_cuda. Rules it enforces, each a documented
 TensorRT behaviour: the 8.x ONNX parser needs an explicit-batch network; Q/DQ zero points must be 0
 (TensorRT quantization is symmetric); an engine deserializes only with the TensorRT version and GPU
-it was built with; a weakly typed network (8.x/10) with Q/DQ layers needs the INT8 flag.
+it was built with; a weakly typed network (8.x/10) with Q/DQ layers needs the INT8 flag; a network
+with a dynamic input dimension needs an optimization profile, and an input shape outside the
+profile is refused (``set_input_shape``/``set_binding_shape`` return False) as is running with a
+dynamic input whose shape was never set.
 """
 import ctypes
 import json
@@ -77,6 +80,29 @@ class _INetworkDefinition(object):
     def num_outputs(self):
         return len(_session(self._onnx).get_outputs()) if self._onnx else 0
 
+    def get_input(self, index):
+        i = _session(self._onnx).get_inputs()[index]
+        return self._trt.ITensor(i.name, tuple(d if isinstance(d, int) else -1 for d in i.shape))
+
+
+class _ITensor(object):
+    def __init__(self, name, shape):
+        self._name, self._shape = name, tuple(shape)
+
+    name = property(lambda self: self._name)
+    shape = property(lambda self: self._shape)
+
+
+class _IOptimizationProfile(object):
+    def __init__(self):
+        self._shapes = {}
+
+    def set_shape(self, input, min, opt, max):   # noqa: A002 (the binding's argument names)
+        self._shapes[input] = [list(min), list(opt), list(max)]
+
+    def get_shape(self, input):   # noqa: A002
+        return self._shapes.get(input, [])
+
 
 class _IBuilderConfig(object):
     def __init__(self):
@@ -84,6 +110,19 @@ class _IBuilderConfig(object):
         self._pools = {}
         self._workspace = 0
         self._calibrator = None
+        self._profiles = []
+        self._calibration_profile = None
+
+    def add_optimization_profile(self, profile):
+        self._profiles.append(dict(profile._shapes))
+        return len(self._profiles) - 1
+
+    @property
+    def num_optimization_profiles(self):
+        return len(self._profiles)
+
+    def set_calibration_profile(self, profile):
+        self._calibration_profile = dict(profile._shapes)
 
     def set_flag(self, flag):
         self._flags.add(flag.name)
@@ -152,6 +191,9 @@ class _Builder(object):
     def create_builder_config(self):
         return self._trt.IBuilderConfig()
 
+    def create_optimization_profile(self):
+        return self._trt.IOptimizationProfile()
+
     @property
     def platform_has_fast_fp16(self):
         return True
@@ -168,7 +210,8 @@ class _Builder(object):
             return None
         calibrated = _run_calibrator(config)
         header = {"trt": trt.__version__, "gpu": fake_cuda.gpu_ident(), "flags": sorted(config._flags),
-                  "calibrated": calibrated, "fake": True}
+                  "calibrated": calibrated, "fake": True,
+                  "profiles": config._profiles, "calibration_profile": config._calibration_profile}
         trt._stats["builds"] += 1
         return trt.IHostMemory(MAGIC + json.dumps(header).encode() + b"\n" + network._onnx)
 
@@ -258,6 +301,23 @@ class _ICudaEngine(object):
     def get_tensor_dtype(self, name):
         return self._dtype(self._find(name))
 
+    # optimization profiles: (min, opt, max) of an input
+    @property
+    def num_optimization_profiles(self):
+        return max(1, len(self._header.get("profiles", [])))
+
+    def _profile(self, name, index):
+        profiles = self._header.get("profiles", [])
+        if profiles and name in profiles[index]:
+            return [tuple(s) for s in profiles[index][name]]
+        return [self._dims(self._find(name))] * 3
+
+    def get_tensor_profile_shape(self, name, profile_index):
+        return self._profile(name, profile_index)
+
+    def get_profile_shape(self, profile_index, binding):
+        return self._profile(self._find(binding)[0], profile_index)
+
 
 class _IExecutionContext(object):
     def __init__(self, engine):
@@ -270,11 +330,18 @@ class _IExecutionContext(object):
         return True
 
     def set_input_shape(self, name, shape):
-        self._shapes[name] = tuple(shape)
-        return True
+        return self._set_shape(name, shape)
 
     def set_binding_shape(self, binding, shape):
-        self._shapes[self._engine._io[binding][0]] = tuple(shape)
+        return self._set_shape(self._engine._io[binding][0], shape)
+
+    def _set_shape(self, name, shape):
+        lo, _opt, hi = self._engine._profile(name, 0)
+        shape = tuple(int(d) for d in shape)
+        if len(shape) != len(lo) or any(not a <= d <= b for a, d, b in zip(lo, shape, hi)):
+            self._engine._trt._stats["refused_shapes"] += 1
+            return False     # the real one logs "... is out of the profile range" and returns False
+        self._shapes[name] = shape
         return True
 
     def execute_v2(self, bindings):
@@ -287,7 +354,11 @@ class _IExecutionContext(object):
         eng = self._engine
         feeds = {}
         for name, shape, typ in eng._ins:
-            arr = np.empty(self._shapes.get(name) or eng._dims((name, shape)), _NP[typ])
+            dims = self._shapes.get(name) or eng._dims((name, shape))
+            if any(d < 0 for d in dims):
+                raise RuntimeError("fake tensorrt: input {} has dynamic dims {} and no shape was set "
+                                   "(set_input_shape / set_binding_shape first)".format(name, dims))
+            arr = np.empty(dims, _NP[typ])
             ctypes.memmove(arr.ctypes.data, addr[name], arr.nbytes)
             feeds[name] = arr
         outs = _session(eng._onnx).run([o[0] for o in eng._outs], feeds)
@@ -295,6 +366,7 @@ class _IExecutionContext(object):
             val = np.ascontiguousarray(val, _NP[typ])
             ctypes.memmove(addr[name], val.ctypes.data, val.nbytes)
         eng._trt._stats["executions"] += 1
+        eng._trt._stats["batches"].append(int(feeds[eng._ins[0][0]].shape[0]))
         return True
 
 
@@ -350,6 +422,11 @@ def _build_error(trt, network, config):
                 or (hasattr(ndcf, "STRONGLY_TYPED") and network._flags & (1 << int(ndcf.STRONGLY_TYPED))))
     if qdq and not strongly and "INT8" not in config._flags:
         return "Network has Q/DQ layers but the INT8 builder flag is not set (weakly typed network)"
+    for i in range(network.num_inputs):
+        t = network.get_input(i)
+        if any(d < 0 for d in t.shape) and not any(t.name in p for p in config._profiles):
+            return ("Network has dynamic or shape inputs, but no optimization profile has been defined "
+                    "(input {} {})".format(t.name, t.shape))
     return None
 
 
@@ -357,7 +434,11 @@ def _run_calibrator(config):
     cal = config._calibrator
     if cal is None or "INT8" not in config._flags:
         return False
-    cal.get_batch_size()
+    batch = cal.get_batch_size()
+    for name, (lo, _opt, _hi) in (config._calibration_profile or {}).items():
+        if lo[0] != batch:   # TensorRT calibrates at the calibration profile's shape
+            raise RuntimeError("fake tensorrt: calibration profile batch {} for {} != calibrator batch {}".format(
+                lo[0], name, batch))
     n = 0
     while cal.get_batch(["input"]) is not None:
         n += 1
@@ -368,7 +449,8 @@ def _run_calibrator(config):
 IMPLS = {"ILogger": _ILogger, "Logger": _ILogger, "Builder": _Builder, "IBuilderConfig": _IBuilderConfig,
          "INetworkDefinition": _INetworkDefinition, "IHostMemory": _IHostMemory, "OnnxParser": _OnnxParser,
          "Runtime": _Runtime, "ICudaEngine": _ICudaEngine, "IExecutionContext": _IExecutionContext,
-         "IInt8EntropyCalibrator2": _IInt8EntropyCalibrator2}
+         "IInt8EntropyCalibrator2": _IInt8EntropyCalibrator2, "ITensor": _ITensor,
+         "IOptimizationProfile": _IOptimizationProfile}
 VERSION_STRINGS = {"8.2": "8.2.1.8", "8.6": "8.6.1", "10": "10.3.0", "11": "11.1.0"}
 
 
@@ -405,7 +487,7 @@ def make_module(version):
     mod.__fake__ = "fake tensorrt {} (surface of NVIDIA/TensorRT {} {})".format(
         version, surf["tag"], surf["commit"][:10])
     mod.__version__ = VERSION_STRINGS[version]
-    mod._stats = {"builds": 0, "deserialized": 0, "executions": 0}
+    mod._stats = {"builds": 0, "deserialized": 0, "executions": 0, "refused_shapes": 0, "batches": []}
     nested = {}
     for name, e in surf["enums"].items():
         enum = make_enum(name, e["values"])
