@@ -32,11 +32,10 @@ import tempfile
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from socketserver import ThreadingMixIn
 
 import numpy as np
 
+from benchmarks.hook_server import start_hook_server
 from edge.events import EventConfig
 from edge.eventsinks import open_event_sink
 from edge.eventsinks.hub import EventHub
@@ -63,32 +62,10 @@ def free_port():
     return p
 
 
-class _Srv(ThreadingMixIn, HTTPServer):
-    daemon_threads = True
-
-
 def start_bad_webhook():
     """Every other request sleeps 3 s (the sink times out at 1 s), the others get HTTP 500."""
-    n = [0]
-
-    class H(BaseHTTPRequestHandler):
-        def log_message(self, *a):
-            pass
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            n[0] += 1
-            if n[0] % 2:
-                time.sleep(3.0)
-            try:
-                self.send_response(500)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            except OSError:
-                pass
-    srv = _Srv(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv, "http://127.0.0.1:{}/hook?timeout=1&retries=2&backoff=0.2&queue=64".format(srv.server_address[1])
+    srv, url = start_hook_server(lambda n: (500, 3.0 if n % 2 else 0.0))
+    return srv, url + "?timeout=1&retries=2&backoff=0.2&queue=64"
 
 
 class FlakyBroker(object):

@@ -6,13 +6,12 @@ import os
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from socketserver import ThreadingMixIn
 
 import cv2
 import numpy as np
 import pytest
 
+from benchmarks.hook_server import start_hook_server
 from edge.events import make_event
 from edge.eventsinks import open_event_sink, redact_uri, sink_kind
 from edge.eventsinks.hub import EventHub
@@ -23,41 +22,18 @@ def ev(i=0, kind="start", cam="cam1", label="Archery", t=1.0):
     return make_event(kind, cam, label, 0.9, 0.85, 1795591455.0 + t, t, [i, i + 3])
 
 
-class _Srv(ThreadingMixIn, HTTPServer):
-    daemon_threads = True
-
-
 @pytest.fixture
 def hook():
     """A real HTTP server on a free loopback port; ``behaviour(n)`` -> (status, delay_s) per request."""
-    state = {"bodies": [], "headers": [], "n": 0, "behaviour": lambda n: (200, 0.0)}
+    state = {"bodies": [], "headers": [], "behaviour": lambda n: (200, 0.0)}
     lock = threading.Lock()
 
-    class H(BaseHTTPRequestHandler):
-        def log_message(self, *a):
-            pass
+    def on_body(body, headers):
+        with lock:
+            state["bodies"].append(json.loads(body))
+            state["headers"].append(headers)
 
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            with lock:
-                state["n"] += 1
-                n = state["n"]
-            code, delay = state["behaviour"](n)
-            time.sleep(delay)
-            if code == 200:
-                with lock:
-                    state["bodies"].append(json.loads(body))
-                    state["headers"].append(dict(self.headers))
-            try:
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            except OSError:
-                pass
-
-    srv = _Srv(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    state["url"] = "http://127.0.0.1:{}/hook".format(srv.server_address[1])
+    srv, state["url"] = start_hook_server(lambda n: state["behaviour"](n), on_body)
     yield state
     srv.shutdown()
     srv.server_close()
