@@ -4,11 +4,21 @@
 -> ``(status, delay_s)``; ``on_body(body_bytes, headers)`` sees the bodies answered 200. Returns the
 server (``shutdown()`` it) and its ``http://127.0.0.1:PORT/hook`` URL.
 """
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from socketserver import ThreadingMixIn
 from typing import Callable, Optional, Tuple
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for servers that cannot bind port 0 themselves)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 class _Server(ThreadingMixIn, HTTPServer):

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import urllib.request
 
 import numpy as np
 
-from benchmarks.hook_server import start_hook_server
+from benchmarks.hook_server import free_port, start_hook_server
 from edge.events import EventConfig
 from edge.eventsinks import open_event_sink
 from edge.eventsinks.hub import EventHub
@@ -52,14 +51,6 @@ def rss_mb():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def start_bad_webhook():

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from benchmarks.hook_server import free_port
 from edge.events import make_event
 from edge.eventsinks import open_event_sink
 
@@ -23,14 +24,6 @@ pytestmark = pytest.mark.skipif(MOSQUITTO is None or not shutil.which("mosquitto
                                        "mosquitto-clients; scripts/setup.sh does)")
 USER, PASSWORD = "edge", "pa55-word"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _user():
