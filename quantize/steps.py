@@ -334,18 +334,21 @@ def _record_variant(job: Job, base: Artifact, row: dict) -> None:
         if row["file"]:
             os.remove(row["file"])
         return
+    if row["file"] and not row["ok"]:   # made but disagrees with its reference: a device must never run it
+        os.remove(row["file"])
+        job.skip("onnx", base.part, "failed verification: " + row["reason"], precision=row["precision"],
+                 metrics=row["metrics"])
+        job.log(f"      {base.part} {name}: dropped, failed verification: {row['reason']}")
+        return
     if not row["file"]:
         job.skip("onnx", base.part, row["reason"], precision=row["precision"])
         job.log(f"      {base.part} {name}: not made: {row['reason']}")
         return
     v = job.add(name, base.part, row["file"], base.sparsity)
-    v.metrics = dict(row["metrics"], verified=bool(row["ok"]))
-    if not row["ok"]:
-        v.notes = (v.notes + "; NOT verified: " + row["reason"]).strip("; ")
+    v.metrics = dict(row["metrics"], verified=True)
     m = row["metrics"]
     job.log(f"      {v.file}: {v.size_bytes} bytes, " + (
-        f"max abs diff {m['max_abs_diff']:.2e} vs {m['reference']}" if m else "")
-        + ("" if row["ok"] else f" ({row['reason']})"))
+        f"max abs diff {m['max_abs_diff']:.2e} vs {m['reference']}" if m else ""))
 
 
 def onnx_variants(job: Job) -> None:

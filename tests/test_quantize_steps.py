@@ -177,7 +177,7 @@ def test_onnx_variants_and_tensorrt_steps_record_what_the_jetson_builds_from(tin
     assert (int8.file, int8.devices) == ("encoder_int8.onnx", ["cpu", "jetson"])
     assert fp16.metrics["reference"] == "encoder.onnx" and fp16.metrics["verified"] is True
     assert int8.metrics["reference"] == "encoder_int8.tflite" and int8.metrics["n_verify"] == 4
-    assert int8.metrics["verified"] == (int8.metrics["max_abs_diff"] <= int8.metrics["tolerance"])
+    assert int8.metrics["verified"] is True and int8.metrics["max_abs_diff"] <= int8.metrics["tolerance"]
     assert ("full", "float16") in by and ("full", "int8") not in by and ("head", "float16") not in by
     miss = [s for s in job.skipped if s["format"] == "onnx"]
     assert [(s["part"], s["precision"]) for s in miss] == [("full", "int8")] and "no int8 TFLite" in miss[0]["reason"]
@@ -195,6 +195,24 @@ def test_onnx_variants_and_tensorrt_steps_record_what_the_jetson_builds_from(tin
     trt = sorted((s["part"], s["precision"]) for s in job.skipped if s["format"] == "tensorrt")
     assert trt == [("encoder", "fp16"), ("encoder", "int8"), ("full", "fp16")]
     assert len([a for a, _ in job.produced if a.format == "tensorrt"]) == 0    # nothing pretended
+
+
+def test_onnx_variant_that_fails_verification_is_dropped_not_recorded(tmp_path):
+    """A QDQ/FP16 ONNX that disagrees with its reference is never offered to a device: the file goes,
+    a skipped entry says why (with the numbers)."""
+    from quantize.steps import _record_variant
+    job = _eh_job(tmp_path, ["onnx", "tflite-int8", "onnx-int8"])
+    (tmp_path / "encoder.onnx").write_bytes(b"onnx")
+    base = job.add("onnx", "encoder", str(tmp_path / "encoder.onnx"))
+    bad = tmp_path / "encoder_int8.onnx"
+    bad.write_bytes(b"qdq")
+    metrics = {"reference": "encoder_int8.tflite", "max_abs_diff": 1.9, "tolerance": 0.11, "top1_agreement": 0.25}
+    _record_variant(job, base, {"precision": "int8", "file": str(bad), "metrics": metrics, "ok": False,
+                                "reason": "QDQ ONNX differs from the int8 TFLite"})
+    assert not bad.exists()
+    assert not [a for a, _ in job.produced if a.precision == "int8"]
+    (s,) = [s for s in job.skipped if s["format"] == "onnx"]
+    assert s["precision"] == "int8" and s["reason"].startswith("failed verification") and s["metrics"] == metrics
 
 
 def test_onnx_variant_not_asked_for_is_not_kept(tiny, tmp_path):
