@@ -12,7 +12,8 @@ and analysed op by op with ``quantize.edgetpu_analyzer``.
     python benchmarks/accuracy_ucf101_13.py --grid lite0-frozen-128-lstm,lite0-frozen-128-tcn --seeds 0
     python benchmarks/accuracy_ucf101_13.py --list                     # the grid's names
 
-Runs / bundles that already finished in ``--work`` are reused (``--force`` redoes them). Writes
+Runs / bundles that already finished in ``--work`` are reused (``--force`` redoes them; ``--report-only``
+only tabulates what finished, e.g. after runs made by several invocations). Writes
 ``benchmarks/results/ucf101_13_accuracy.md`` and ``.json``.
 """
 from __future__ import annotations
@@ -80,11 +81,14 @@ def parse_args(argv=None):
     ap.add_argument("--int8-seeds", help="comma-separated seeds that get the int8 bundle (default: all)")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="Markdown result file (.json written beside it)")
     ap.add_argument("--force", action="store_true", help="redo runs and bundles that already finished")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train and quantize nothing: tabulate the runs and int8 bundles already finished in --work "
+                         "(missing seeds are left out; the seeds / runs columns say how many were measured)")
     ap.add_argument("--list", action="store_true", help="print the grid entries and exit")
     return ap.parse_args(argv)
 
 
-def train_one(name: str, seed: int, data: Path, work: Path, force: bool) -> dict:
+def train_one(name: str, seed: int, data: Path, work: Path, force: bool, report_only: bool = False) -> Optional[dict]:
     from train.config import TrainConfig
     from train.trainer import train
 
@@ -92,6 +96,8 @@ def train_one(name: str, seed: int, data: Path, work: Path, force: bool) -> dict
     metrics = run / "metrics.json"
     if metrics.is_file() and not force:
         return json.loads(metrics.read_text())
+    if report_only:
+        return None
     if run.exists():
         import shutil
 
@@ -107,11 +113,13 @@ def train_one(name: str, seed: int, data: Path, work: Path, force: bool) -> dict
     return res.metrics
 
 
-def int8_one(name: str, seed: int, work: Path, force: bool) -> Optional[dict]:
+def int8_one(name: str, seed: int, work: Path, force: bool, report_only: bool = False) -> Optional[dict]:
     """Post-training int8 bundle of one run: its F1, the encoder's ms/frame and Edge TPU mapping."""
     run = work / "runs" / f"{name}-s{seed}"
     bundle = work / "bundles" / f"{name}-s{seed}"
     summary = bundle.with_suffix(".json")
+    if report_only and not summary.is_file():
+        return None
     if not summary.is_file() or force:
         if bundle.exists():
             import shutil
@@ -123,7 +131,7 @@ def int8_one(name: str, seed: int, work: Path, force: bool) -> Optional[dict]:
         if r.returncode != 0:
             print(r.stdout[-3000:], file=sys.stderr)
             return None
-    out = {"summary": json.loads(summary.read_text())}
+    out = {"seed": seed, "summary": json.loads(summary.read_text())}
     enc = next(iter(sorted(bundle.glob("encoder*int8*.tflite"))), None)
     if enc is not None:
         out["encoder_ms"] = time_encoder(enc)
@@ -189,6 +197,23 @@ def table(results: Dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def per_seed_int8(results: Dict[str, dict]) -> str:
+    """One line per setting: int8 F1 / float F1 of the same run, seed by seed, and the int8 - float gap."""
+    lines = ["int8 F1 / float F1 per seed (post-training int8 bundle vs the float run it was made from):", ""]
+    for name, r in results.items():
+        cells, gaps = [], []
+        for x in r.get("int8", []):
+            q = _int8_f1(x["summary"]) if x else None
+            ref = x["summary"].get("reference", {}).get("f1_macro") if x else None
+            if q is None or ref is None:
+                continue
+            cells.append(f"s{x.get('seed', '?')} {q:.3f} / {float(ref):.3f}")
+            gaps.append(q - float(ref))
+        if cells:
+            lines.append(f"- {name}: {', '.join(cells)}; int8 - float {_mean_std(gaps)}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.list:
@@ -208,27 +233,35 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s != ""]
     results: Dict[str, dict] = {}
     for name in names:
-        results[name] = {"runs": [], "int8": []}
+        results[name] = {"runs": [], "int8": [], "seeds": []}
         for seed in seeds:
             print(f"== {name} seed {seed}", flush=True)
-            m = train_one(name, seed, data, work, args.force)
+            m = train_one(name, seed, data, work, args.force, args.report_only)
+            if m is None:
+                print("   not finished in --work: left out (--report-only)", flush=True)
+                continue
             results[name]["runs"].append(m)
+            results[name]["seeds"].append(seed)
             print(f"   macro-F1 {m['f1_macro']:.4f}", flush=True)
             if not args.no_int8 and (args.int8_seeds is None or str(seed) in args.int8_seeds.split(",")):
-                results[name]["int8"].append(int8_one(name, seed, work, args.force))
+                q = int8_one(name, seed, work, args.force, args.report_only)
+                if q is not None or not args.report_only:
+                    results[name]["int8"].append(q)
     md = ["# lrcn-edge on ucf101-13 (13 classes x 18 groups, group-aware split)", "",
           f"Command: `python {' '.join(shlex.quote(a) for a in ['benchmarks/accuracy_ucf101_13.py', *(argv if argv is not None else sys.argv[1:])])}`",
           f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores (shared), "
-          f"{time.strftime('%Y-%m-%d')}", "", table(results)]
+          f"{time.strftime('%Y-%m-%d')}", "", table(results), per_seed_int8(results)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(md), encoding="utf-8")
-    slim = {n: {"grid": GRID[n], "f1_macro": [m["f1_macro"] for m in r["runs"]],
+    slim = {n: {"grid": GRID[n], "seeds": r["seeds"], "f1_macro": [m["f1_macro"] for m in r["runs"]],
                 "params": [m.get("params") for m in r["runs"]],
                 "int8": [None if x is None else {k: v for k, v in x.items() if k != "summary"} | {
-                    "int8_f1": _int8_f1(x["summary"])} for x in r["int8"]]}
+                    "int8_f1": _int8_f1(x["summary"]), "float_f1": x["summary"].get("reference", {}).get("f1_macro")}
+                    for x in r["int8"]]}
             for n, r in results.items()}
     out.with_suffix(".json").write_text(json.dumps(slim, indent=1), encoding="utf-8")
+    print(md[-2])
     print(md[-1])
     print(f"written: {out}")
     return 0
