@@ -104,8 +104,10 @@ def test_shipped_configs_resolve_as_before():
                 continue                                   # pretrained.yaml is an lrcn-edge recipe
             got = resolve(load_yaml(named_config(name)), {"model": model, **ARGS}, where=name).cfg
             assert got.to_dict() == _file(name, model).to_dict(), (name, model)
-    demo = resolve(load_yaml(named_config("demo")), {"model": "lrcn-edge", **ARGS}).cfg
+    res = resolve(load_yaml(named_config("demo")), {"model": "lrcn-edge", **ARGS})
+    demo = res.cfg
     assert demo.model_cfg["encoder"] == "scratch" and demo.model_cfg["widths"] == [16, 32, 64]
+    assert res.recipe.name == "scratch" and start_line(res) is None        # demo.yaml sets every recipe value
     assert demo.size == (32, 32) and demo.effective_epochs == 30
 
 

@@ -116,10 +116,10 @@ def _describe(path: tuple, v: Any) -> str:
 
 def start_line(res: Resolved) -> Optional[str]:
     """What the recipe decided that the user did not ask for (printed once when training starts)."""
-    if res.recipe is None:
+    if res.recipe is None or not res.unasked:          # no recipe, or --config / flags set all its values
         return None
     r = res.recipe
-    what = ", ".join(res.unasked) if res.unasked else "every setting overridden"
+    what = ", ".join(res.unasked)
     other = ("--encoder scratch: the small CNN recipe" if r.name == "pretrained"
              else "no --encoder: the pretrained recipe")
     return (f"recipe: {r.name} ({r.shown_path}; {r.measured}): {what}  "
