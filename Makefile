@@ -17,6 +17,7 @@ DATA    ?= $(SYNTH)
 RUN     ?= $(WORK)/runs/$(MODEL)
 BUNDLE  ?= $(WORK)/bundles/$(MODEL)
 REPORT  ?= $(WORK)/reports/$(DEVICE)
+# demo.yaml asks for the small scratch encoder (edge-train's lrcn-edge default is the pretrained 224 px recipe)
 TRAIN_CONFIG ?= demo
 # 70% sparsity: the setting that reaches pruned+int8 gzip <= 1/8 of the float model (0.5 gives ~1/6.7)
 QUANTIZE_ARGS ?= --sparsity 0.7 --prune-epochs 10

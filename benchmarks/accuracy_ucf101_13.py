@@ -36,7 +36,7 @@ if str(REPO) not in sys.path:
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ucf101-13"
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "ucf101_13_accuracy.md"
 SCRATCH = {"epochs": 40, "lr_schedule": "cosine", "patience": 40, "restore_best": False,
-           "model_cfg": {"widths": [32, 64, 128], "encoder_dropout": 0.2}}
+           "model_cfg": {"encoder": "scratch", "widths": [32, 64, 128], "encoder_dropout": 0.2}}
 
 
 def _lite(size: int, head: str, mode: str = "frozen", variants: int = 2, **extra) -> dict:

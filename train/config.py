@@ -1,4 +1,7 @@
-"""``TrainConfig``: every setting of a training run, from defaults <- YAML file <- CLI flags.
+"""``TrainConfig``: every setting of a training run, from defaults <- recipe <- YAML file <- CLI flags.
+
+The recipe layer is what ``edge-train`` starts from when the user names none (``train.recipes``
+picks it per model and encoder); ``TrainConfig.from_sources`` without one is the built-in defaults.
 
 YAML layout (all keys optional; the same names as the dataclass fields)::
 
@@ -141,29 +144,28 @@ class TrainConfig:
     # construction -------------------------------------------------------------------------------
     @classmethod
     def from_sources(cls, file_cfg: Optional[Mapping[str, Any]] = None,
-                     overrides: Optional[Mapping[str, Any]] = None, where: str = "config") -> "TrainConfig":
-        """defaults <- file (with its ``per_model`` section for the chosen model) <- overrides.
+                     overrides: Optional[Mapping[str, Any]] = None, where: str = "config",
+                     recipe: Optional[Mapping[str, Any]] = None, recipe_where: str = "recipe") -> "TrainConfig":
+        """defaults <- recipe <- file <- overrides, in one merge (the recipe and the file each with
+        their ``per_model`` section for the chosen model).
 
         ``overrides`` holds only what the user actually set (CLI flags left at None are dropped).
-        ``model_cfg`` and ``augment`` are merged key by key, everything else replaced.
+        ``recipe`` is the starting recipe ``train.recipes`` picks for edge-train (None: the built-in
+        defaults); it never chooses the model. ``MERGED_KEYS`` are merged key by key, everything else
+        replaced.
         """
-        file_cfg = dict(file_cfg or {})
-        file_cfg.pop("dataset", None)       # describes the data a recipe is for; not a training setting
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-        per_model = file_cfg.pop("per_model", {}) or {}
-        if not isinstance(per_model, Mapping):
-            raise ConfigError(f"{where}: per_model must be a mapping of model name -> settings")
-        for name in per_model:
-            if name not in ALL_MODELS:
-                raise ConfigError(f"{where}: per_model.{name}: unknown model (known: {', '.join(ALL_MODELS)})")
-        _check_keys(file_cfg, where)
-        model = overrides.get("model", file_cfg.get("model", cls.model))
+        rec_top, rec_per = split_per_model(recipe, recipe_where)
+        rec_top.pop("model", None)
+        top, per = split_per_model(file_cfg, where)
+        model = overrides.get("model", top.get("model", cls.model))
+        layers = [(rec_top, recipe_where), (rec_per.get(model) or {}, f"{recipe_where}: per_model.{model}"),
+                  (top, where), (per.get(model) or {}, f"{where}: per_model.{model}"), (overrides, "command line")]
         merged: Dict[str, Any] = {}
-        for layer, lwhere in ((file_cfg, where), (dict(per_model.get(model) or {}), f"{where}: per_model.{model}"),
-                              (overrides, "command line")):
+        for layer, lwhere in layers:
             _check_keys(layer, lwhere)
             for k, v in layer.items():
-                if k in ("model_cfg", "augment", "reverse_swap", "flip_swap") and isinstance(v, Mapping):
+                if k in MERGED_KEYS and isinstance(v, Mapping):
                     merged[k] = {**merged.get(k, {}), **copy.deepcopy(dict(v))}
                 else:
                     merged[k] = v
@@ -173,6 +175,25 @@ class TrainConfig:
             raise ConfigError(f"{where}: {e}") from None
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{where}: {e}") from None
+
+
+# settings merged key by key across the layers (the rest is replaced by the later layer)
+MERGED_KEYS = ("model_cfg", "augment", "reverse_swap", "flip_swap")
+
+
+def split_per_model(cfg: Optional[Mapping[str, Any]], where: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """A config file's settings as (top level, ``per_model`` section), both checked; ``dataset`` dropped
+    (it describes the data a recipe is for, not a training setting)."""
+    top = dict(cfg or {})
+    top.pop("dataset", None)
+    per_model = top.pop("per_model", {}) or {}
+    if not isinstance(per_model, Mapping):
+        raise ConfigError(f"{where}: per_model must be a mapping of model name -> settings")
+    for name in per_model:
+        if name not in ALL_MODELS:
+            raise ConfigError(f"{where}: per_model.{name}: unknown model (known: {', '.join(ALL_MODELS)})")
+    _check_keys(top, where)
+    return top, dict(per_model)
 
 
 def _size(v) -> Tuple[int, int]:

