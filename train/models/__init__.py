@@ -92,12 +92,13 @@ def deploy_pairing(name: str) -> str:
 
 def split_parts(name: str, model) -> Dict[str, Any]:
     """The deployable parts of a trained ``name`` model: {"full": model}, or for an encoder+head model
-    {"encoder", "head", "full"} sharing the same layer objects."""
+    {"encoder", "head", "full"} sharing the same layer objects (the head as it exports: ``heads.export_view``)."""
     if deploy_pairing(name) == "full":
         return {"full": model}
+    from .heads import export_view
     from .lrcn_edge import parts_of
     enc, head, full = parts_of(model)
-    return {"encoder": enc, "head": head, "full": full}
+    return {"encoder": enc, "head": export_view(head), "full": full}
 
 
 def qat_view(name: str, model, default):

@@ -13,6 +13,10 @@ runs once per frame into the feature ring and the head runs on the ring's T x F 
 
 All start with an optional per-frame projection (``proj_dim``) so a 1280-wide pretrained encoder
 does not make the head large.
+
+``export_view`` is the head as it deploys: the same layers and weights, with a GRU traced unrolled
+over its T steps (a Keras GRU otherwise converts to a TFLite WHILE loop, which TFLite's full-int8
+calibrator cannot take; the LSTM converts to one fused sequence op and is left alone).
 """
 from __future__ import annotations
 
@@ -70,6 +74,36 @@ def attention(x, frames: int, c):
         x = keras.layers.Add(name=p + "res2")([x, h])
     x = keras.layers.LayerNormalization(epsilon=1e-5, name="head_attn_ln")(x)
     return keras.layers.GlobalAveragePooling1D(name="head_attn_mean")(x)
+
+
+# Keras recurrent layers exported unrolled (see ``export_view``). Measured with tensorflow 2.21: full-int8
+# conversion of a GRU head kept as a WHILE loop kills the process (segmentation fault in the calibrator);
+# unrolled it becomes FULLY_CONNECTED / LOGISTIC / TANH / MUL / ADD / SUB ops that quantize.
+UNROLL_FOR_EXPORT = ("GRU",)
+
+
+def _needs_unroll(layer) -> bool:
+    return layer.__class__.__name__ in UNROLL_FOR_EXPORT and not layer.unroll
+
+
+def _unrolled(layer):
+    """``layer`` itself, or for a GRU not yet unrolled an ``RNN`` over the *same* cell (same weight
+    variables, same math) with ``unroll=True``."""
+    if not _needs_unroll(layer):
+        return layer
+    return keras.layers.RNN(layer.cell, return_sequences=layer.return_sequences, return_state=layer.return_state,
+                            go_backwards=layer.go_backwards, unroll=True, name=layer.name)
+
+
+def export_view(head: keras.Model) -> keras.Model:
+    """The head model to export/deploy: ``head`` itself unless it holds a GRU, else a model over the same
+    layer objects (weights shared: training one trains the other) whose GRU runs unrolled over T.
+
+    Unrolling needs the static T every head has (its input is (T, F)); it changes the graph, not the
+    result (the scores equal the head's to float rounding)."""
+    if not any(_needs_unroll(layer) for layer in head.layers):
+        return head
+    return keras.models.clone_model(head, clone_function=_unrolled)
 
 
 BUILDERS: Dict[str, Callable] = {"lstm": recurrent, "gru": recurrent, "tcn": tcn, "attention": attention}
