@@ -504,20 +504,29 @@ def export_qdq(int8_tflite: str, path: str, opset: int = DEFAULT_OPSET) -> str:
 
 @dataclass
 class VariantCheck:
-    """An ONNX variant against its reference (the int8 TFLite for QDQ, the float ONNX for FP16)."""
+    """An ONNX variant against its reference (the int8 TFLite for QDQ, the float ONNX for FP16).
+
+    ``top1_decided`` is the top-1 agreement over the ``n_decided`` samples whose reference top-2
+    margin exceeds ``tolerance``: two outputs closer than the tolerance may swap within it (on an
+    encoder's feature vector they often are: measured, the int8 TFLite of the ucf101-mini encoder
+    picks another top feature than its own float model on 4% of the frames), so only a flip of a
+    clear decision is a disagreement. ``top1_agreement`` counts every sample (reported)."""
     reference: str
     max_abs_diff: float
     top1_agreement: float
     n: int
     tolerance: float
+    top1_decided: float = 1.0
+    n_decided: int = 0
 
     def ok(self) -> bool:
-        """Verified on at least one input, within tolerance, same top-1."""
-        return self.n > 0 and self.max_abs_diff <= self.tolerance and self.top1_agreement >= 0.99
+        """Verified on at least one input, within tolerance, same top-1 wherever the reference decides."""
+        return self.n > 0 and self.max_abs_diff <= self.tolerance and self.top1_decided >= 0.99
 
     def to_dict(self) -> dict:
         return {"reference": self.reference, "max_abs_diff": self.max_abs_diff,
-                "top1_agreement": self.top1_agreement, "n_verify": self.n, "tolerance": self.tolerance}
+                "top1_agreement": self.top1_agreement, "n_verify": self.n, "tolerance": self.tolerance,
+                "top1_agreement_decided": self.top1_decided, "n_decided": self.n_decided}
 
 
 def _onnx_outputs(path: str, inputs: Sequence[np.ndarray]) -> np.ndarray:
@@ -537,17 +546,44 @@ def _compare(reference: str, ours: np.ndarray, ref: np.ndarray, tol: float) -> V
 
     if not len(ref):
         return VariantCheck(reference, 0.0, 0.0, 0, float(tol))
-    return VariantCheck(reference, float(np.abs(ours - ref).max()), top1_agreement(ours, ref), len(ref), float(tol))
+    top2 = np.sort(ref, axis=-1)[:, -2:] if ref.shape[-1] > 1 else np.concatenate([ref, ref - np.inf], -1)
+    decided = (top2[:, 1] - top2[:, 0]) > tol
+    agree = ours.argmax(-1) == ref.argmax(-1)
+    return VariantCheck(reference, float(np.abs(ours - ref).max()), top1_agreement(ours, ref), len(ref), float(tol),
+                        float(agree[decided].mean()) if decided.any() else 1.0, int(decided.sum()))
 
 
-def verify_qdq(qdq_onnx: str, int8_tflite: str, inputs: Sequence[np.ndarray], rtol: float = 0.05) -> VariantCheck:
-    """QDQ ONNX (onnxruntime) vs the int8 TFLite it came from, on ``inputs`` (un-batched samples).
-    Tolerance ``rtol`` of the largest reference output: making TFLite's asymmetric activations
-    symmetric for TensorRT costs up to one bit on one-sided (ReLU) tensors."""
+# The QDQ ONNX may differ from its int8 TFLite by the larger of QDQ_RTOL of the largest reference output
+# and QDQ_OUTPUT_STEPS steps of the TFLite's int8 output. TensorRT's symmetric int8 loses one bit on
+# every one-sided (ReLU, zero point -128) tensor: it is a second int8 rendering of the float model, with
+# twice the rounding noise there. Measured on the trained ucf101-mini lrcn-edge encoder (3 epochs, post-
+# training int8, 160 real test frames): QDQ vs int8 TFLite max 5.3 output steps (mean 0.7), the int8
+# TFLite vs its own float model max 3.2 steps; on the pruned QAT encoder of tests/test_quantize_chain.py
+# 1 step, which is 5% of its largest output (the data use ~20 of the 256 output levels): a relative
+# tolerance alone fails any int8 rewrite there. An export bug is tens of steps (issue 10's
+# clipped BatchNorm scales: ~70 on the model of tests/test_onnx_export.py).
+QDQ_RTOL = 0.05
+QDQ_OUTPUT_STEPS = 8
+
+
+def qdq_tolerance(int8_tflite: str, ref: np.ndarray, rtol: float = QDQ_RTOL,
+                  steps: float = QDQ_OUTPUT_STEPS) -> float:
+    """The tolerance of ``verify_qdq`` for reference outputs ``ref`` (see QDQ_OUTPUT_STEPS)."""
+    from .tflite_export import io_quantization
+
+    step = float((io_quantization(int8_tflite).get("output") or {}).get("scale") or 0.0)
+    return max(rtol * (float(np.abs(ref).max()) if len(ref) else 0.0), steps * step, 1e-6)
+
+
+def verify_qdq(qdq_onnx: str, int8_tflite: str, inputs: Sequence[np.ndarray], rtol: float = QDQ_RTOL,
+               steps: float = QDQ_OUTPUT_STEPS) -> VariantCheck:
+    """QDQ ONNX (onnxruntime) vs the int8 TFLite it came from, on ``inputs`` (un-batched samples),
+    within ``qdq_tolerance`` (the larger of ``rtol`` of the largest reference output and ``steps`` int8
+    output steps: why, with the numbers, at QDQ_OUTPUT_STEPS)."""
     from .tflite_export import run_tflite
 
     ref = run_tflite(int8_tflite, inputs) if len(inputs) else np.zeros((0, 0), np.float32)
-    tol = rtol * max(float(np.abs(ref).max()) if len(ref) else 0.0, 1e-6)
+    tol = qdq_tolerance(int8_tflite, ref, rtol, steps)
     return _compare(os.path.basename(int8_tflite), _onnx_outputs(qdq_onnx, inputs), ref, tol)
 
 
