@@ -195,6 +195,127 @@ def test_tensorrt_variants_for_a_part(int8_encoder, tmp_path):
     assert none[0]["file"] and not none[0]["ok"] and none[0]["reason"] == "not verified (no inputs given)"
 
 
+# ---- issue 10: the QDQ ONNX of a trained lrcn-edge encoder disagreed with its int8 TFLite ----------
+# The pruned + QAT encoder keeps its BatchNorms unfolded: TFLite MUL/ADD by per-channel constants that
+# are int8 *per tensor, asymmetric* (a positive BN scale: zero point -128, real range [0, 255*scale]).
+# Re-quantizing them with zero point 0 and the same scale clipped every value above 127*scale, and the
+# graph input's widened scale lost a bit that the BN multipliers amplified.
+BN_SCALE = np.array([0.5, 3.0, 9.0, 14.0], np.float32)     # trained BN scales span a wide range
+BN_OFFSET = np.array([0.1, -0.5, 0.3, 0.2], np.float32)
+
+
+@pytest.fixture(scope="module")
+def unfolded_bn_tflite(tmp_path_factory):
+    """int8 TFLite of Conv -> MaxPool -> per-channel scale/offset (an unfolded BatchNorm: the pool keeps
+    the converter from folding it into the Conv) -> ReLU -> Dense."""
+    _fakes()
+    from _tiny_models import _tf, to_tflite
+
+    _tf_mod, keras = _tf()
+    keras.utils.set_random_seed(0)
+    x_in = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(x_in)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Rescaling(BN_SCALE, offset=BN_OFFSET)(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Dense(5)(keras.layers.Flatten()(x))
+    p = tmp_path_factory.mktemp("bn") / "encoder_int8.tflite"
+    p.write_bytes(to_tflite(keras.Model(x_in, x), int8=True))
+    return str(p)
+
+
+def _run_onnx(model, feed, names):
+    """onnxruntime on ``model`` (an onnx.ModelProto) with the tensors ``names`` made graph outputs."""
+    import copy
+
+    import onnxruntime as ort
+    from onnx import helper
+
+    m = copy.deepcopy(model)
+    m.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names)
+    del m.graph.value_info[:]
+    s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = dict(zip([o.name for o in s.get_outputs()], s.run(None, {s.get_inputs()[0].name: feed})))
+    return [out[n] for n in names]
+
+
+def test_qdq_keeps_an_unfolded_batchnorm_scale_exact(unfolded_bn_tflite, tmp_path):
+    """The BN scale reaches the Mul as its exact float value (no Q/DQ clipping it at 127*scale), and
+    the QDQ ONNX agrees with the int8 TFLite (before the fix: max abs diff ~9 against a tolerance ~1)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from quantize.onnx_export import export_qdq, verify_qdq
+
+    q = export_qdq(unfolded_bn_tflite, str(tmp_path / "encoder_int8.onnx"))
+    rng = np.random.default_rng(3)
+    chk = verify_qdq(q, unfolded_bn_tflite, [rng.random((8, 8, 3), np.float32) for _ in range(8)])
+    assert chk.ok(), chk
+    assert chk.max_abs_diff <= chk.tolerance / 2, chk     # not a borderline pass
+    m = onnx.load(q)
+    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    (mul,) = [n for n in m.graph.node if n.op_type == "Mul"]
+    consts = [inits[x] for x in mul.input if x in inits]
+    assert len(consts) == 1, "the BN scale must reach the Mul as a float initializer, not through Q/DQ"
+    step = BN_SCALE.max() / 255          # TFLite's per-tensor grid of the [0, 14] constant
+    assert np.abs(consts[0].reshape(-1) - BN_SCALE).max() <= step / 2 + 1e-6, consts[0]
+
+
+def test_qdq_input_keeps_its_int8_grid(unfolded_bn_tflite, tmp_path):
+    """The float input's asymmetric int8 (s = 1/255, zero point -128) becomes symmetric without losing
+    its bit: the first Conv of the QDQ ONNX computes what the tf2onnx conversion (asymmetric, int8
+    input) computes, to float rounding (the widened input scale 2/255 of before differed by 0.4% of the largest
+    output, ~400x that)."""
+    import onnx
+    import tf2onnx
+    from onnx import numpy_helper
+
+    from quantize.onnx_export import export_qdq
+    from quantize.tflite_export import io_quantization
+
+    m = onnx.load(export_qdq(unfolded_bn_tflite, str(tmp_path / "encoder_int8.onnx")))
+    raw, _ = tf2onnx.convert.from_tflite(unfolded_bn_tflite, opset=13)
+    (conv,) = [n for n in raw.graph.node if n.op_type == "Conv"]
+    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    assert all(not inits[n.input[2]].any() for n in m.graph.node
+               if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.input[2] in inits)
+    qin = io_quantization(unfolded_bn_tflite)["input"]
+    assert (qin["scale"], qin["zero_point"]) == (pytest.approx(1 / 255, rel=1e-3), -128)
+    x = np.random.default_rng(5).random((1, 8, 8, 3), np.float32)
+    xq = np.clip(np.round(x / qin["scale"]) + qin["zero_point"], -128, 127).astype(np.int8)
+    (ours,) = _run_onnx(m, x, [conv.output[0]])
+    (ref,) = _run_onnx(raw, xq, [conv.output[0]])
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max()), np.abs(ours - ref).max()
+
+
+def test_qdq_tolerance_has_a_floor_of_int8_output_steps(unfolded_bn_tflite):
+    """5% of the largest output, but never under QDQ_OUTPUT_STEPS steps of the TFLite's int8 output:
+    when the data use few output levels, 5% is one step, which any int8 rewrite may differ by."""
+    from quantize.onnx_export import QDQ_OUTPUT_STEPS, qdq_tolerance
+    from quantize.tflite_export import io_quantization
+
+    step = io_quantization(unfolded_bn_tflite)["output"]["scale"]
+    assert qdq_tolerance(unfolded_bn_tflite, np.full((2, 5), step)) == pytest.approx(QDQ_OUTPUT_STEPS * step)
+    big = np.full((2, 5), 1000 * step)
+    assert qdq_tolerance(unfolded_bn_tflite, big) == pytest.approx(0.05 * 1000 * step)
+
+
+def test_a_flip_within_the_tolerance_is_no_disagreement():
+    """Top-1 counts where the reference decides (top-2 margin above the tolerance): a near tie may swap,
+    a clear decision may not."""
+    from quantize.onnx_export import _compare
+
+    ref = np.array([[1.0, 0.98, 0.0], [1.0, 0.0, 0.0]], np.float32)
+    swap_tie = np.array([[0.97, 0.99, 0.0], [1.0, 0.0, 0.0]], np.float32)
+    c = _compare("r", swap_tie, ref, tol=0.05)
+    assert (c.top1_agreement, c.top1_decided, c.n_decided) == (0.5, 1.0, 1) and c.ok()
+    ref = np.array([[1.0, 0.92, 0.0]], np.float32)           # margin 0.08: decided at tolerance 0.05
+    flip = np.array([[0.955, 0.965, 0.0]], np.float32)       # every output within 0.05, top-1 swapped
+    c = _compare("r", flip, ref, tol=0.05)
+    assert c.max_abs_diff <= c.tolerance and (c.top1_decided, c.n_decided) == (0.0, 1) and not c.ok()
+
+
 @pytest.mark.parametrize("version", ["8.2", "10", "11"])
 def test_qdq_onnx_builds_int8_on_fake_tensorrt(version, int8_encoder, tmp_path, monkeypatch):
     """The exported QDQ ONNX passes the fake TensorRT parser (symmetric rule) and builds INT8."""
