@@ -60,11 +60,12 @@ GRID: Dict[str, dict] = {
     "lite0-frozen-160-lstm": _lite(160, "lstm"),
     "lite0-frozen-224-lstm": _lite(224, "lstm", variants=0),
     "lite0-frozen-224-tcn": _lite(224, "tcn", variants=0),
+    "lite0-frozen-224-gru": _lite(224, "gru", variants=0),
     "lite0-frozen-224-attention": _lite(224, "attention", variants=0),
     "lite0-last2-128-lstm": _lite(128, "lstm", "last-blocks", fine_tune_blocks=2),
 }
-DEFAULT_GRID = ("lite0-frozen-224-lstm", "lite0-frozen-224-tcn", "lite0-frozen-224-attention",
-                "lite0-frozen-128-lstm", "lite0-frozen-128-tcn", "lite0-frozen-96-lstm", "lite0-frozen-160-lstm",
+DEFAULT_GRID = ("lite0-frozen-224-lstm", "lite0-frozen-224-gru", "lite0-frozen-224-tcn", "lite0-frozen-224-attention",
+                "lite0-frozen-96-lstm", "lite0-frozen-128-lstm", "lite0-frozen-160-lstm", "lite0-last2-128-lstm",
                 "scratch-64-lstm")
 
 
