@@ -348,7 +348,10 @@ def _record_variant(job: Job, base: Artifact, row: dict) -> None:
     v.metrics = dict(row["metrics"], verified=True)
     m = row["metrics"]
     job.log(f"      {v.file}: {v.size_bytes} bytes, " + (
-        f"max abs diff {m['max_abs_diff']:.2e} vs {m['reference']}" if m else ""))
+        f"max abs diff {m['max_abs_diff']:.2e} vs {m['reference']}" if m else "") + (
+        f"; verified as {m['criterion']}" if m.get("criterion") else "") + (
+        f" (vs the float model {m['max_abs_diff_vs_float']:.2e}, int8 TFLite "
+        f"{m['int8_tflite_max_abs_diff_vs_float']:.2e})" if "max_abs_diff_vs_float" in m else ""))
 
 
 def onnx_variants(job: Job) -> None:

@@ -178,6 +178,8 @@ def test_onnx_variants_and_tensorrt_steps_record_what_the_jetson_builds_from(tin
     assert fp16.metrics["reference"] == "encoder.onnx" and fp16.metrics["verified"] is True
     assert int8.metrics["reference"] == "encoder_int8.tflite" and int8.metrics["n_verify"] == 4
     assert int8.metrics["verified"] is True and int8.metrics["max_abs_diff"] <= int8.metrics["tolerance"]
+    assert int8.metrics["criterion"] == "replica" and int8.metrics["float_reference"] == "encoder.onnx"
+    assert int8.metrics["int8_tflite_max_abs_diff_vs_float"] > 0     # distances from the float ONNX recorded
     assert ("full", "float16") in by and ("full", "int8") not in by and ("head", "float16") not in by
     miss = [s for s in job.skipped if s["format"] == "onnx"]
     assert [(s["part"], s["precision"]) for s in miss] == [("full", "int8")] and "no int8 TFLite" in miss[0]["reason"]
@@ -197,6 +199,25 @@ def test_onnx_variants_and_tensorrt_steps_record_what_the_jetson_builds_from(tin
     assert len([a for a, _ in job.produced if a.format == "tensorrt"]) == 0    # nothing pretended
 
 
+def test_scoring_the_qdq_onnx_keeps_its_verification_metrics(tiny, tmp_path):
+    """The score step adds the classification ``top1_agreement`` (vs Keras, on the test split) to the
+    QDQ artifact; the verification's agreement with its int8 TFLite has its own key and survives."""
+    from quantize.steps import onnx_variants, score
+    job = _eh_job(tmp_path, ["onnx", "tflite-int8", "onnx-int8"])
+    _copy_add(job, tiny, tmp_path, "onnx", "encoder", "encoder.onnx")
+    _copy_add(job, tiny, tmp_path, "tflite-int8", "encoder", "encoder_int8.tflite")
+    _copy_add(job, tiny, tmp_path, "onnx", "head", "head.onnx")
+    x = np.random.default_rng(1).random((2,) + tiny.input.clip_shape, dtype=np.float32)
+    job.data, job.labels = {"x_test": x, "y_test": np.array([0, 1])}, list(tiny.labels)
+    onnx_variants(job)
+    (int8,) = [a for a, _ in job.produced if a.format == "onnx" and a.precision == "int8"]
+    verified = dict(int8.metrics)
+    job.ref_scores = np.zeros((2, len(tiny.labels)), np.float32)
+    score(job)
+    assert int8.metrics["n_test"] == 2 and "top1_agreement" in int8.metrics, int8.metrics     # scored
+    assert all(int8.metrics[k] == v for k, v in verified.items()), (verified, int8.metrics)
+
+
 def test_onnx_variant_that_fails_verification_is_dropped_not_recorded(tmp_path):
     """A QDQ/FP16 ONNX that disagrees with its reference is never offered to a device: the file goes,
     a skipped entry says why (with the numbers)."""
@@ -206,7 +227,8 @@ def test_onnx_variant_that_fails_verification_is_dropped_not_recorded(tmp_path):
     base = job.add("onnx", "encoder", str(tmp_path / "encoder.onnx"))
     bad = tmp_path / "encoder_int8.onnx"
     bad.write_bytes(b"qdq")
-    metrics = {"reference": "encoder_int8.tflite", "max_abs_diff": 1.9, "tolerance": 0.11, "top1_agreement": 0.25}
+    metrics = {"reference": "encoder_int8.tflite", "max_abs_diff": 1.9, "tolerance": 0.11,
+               "top1_agreement_vs_reference": 0.25, "criterion": "none"}
     _record_variant(job, base, {"precision": "int8", "file": str(bad), "metrics": metrics, "ok": False,
                                 "reason": "QDQ ONNX differs from the int8 TFLite"})
     assert not bad.exists()
