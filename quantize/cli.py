@@ -80,7 +80,7 @@ def chain_choice(run, prune: Optional[bool], qat: Optional[bool]) -> Tuple[bool,
     a frozen pretrained encoder keeps post-training int8, no pruning); the advice is printed."""
     from train.models import chain_hints
 
-    hint = chain_hints(run.model_name, (run.config or {}).get("model_cfg") or {})
+    hint = chain_hints(run.model_name, run.model_cfg)
     if prune is None or qat is None:
         print(f"edge-quantize: {hint['reason']}" + ("" if hint["prune"] and hint["qat"] else
               " (force with --prune / --qat)"))

@@ -1,11 +1,16 @@
 """edge-quantize asks the model registry whether pruning/QAT pay for a run (one place decides)."""
-from types import SimpleNamespace
+from pathlib import Path
 
 from quantize.cli import chain_choice
+from train.run import Run
 
 
 def _run(model, model_cfg):
-    return SimpleNamespace(model_name=model, config={"model_cfg": model_cfg})
+    """A Run shaped as edge-train writes config.yaml: the resolved model settings under model.cfg (a
+    train.model_cfg section holds only what the user asked for: reading that one missed the encoder)."""
+    cfg = {"model": {"name": model, "cfg": {"encoder": "scratch", "train_mode": "frozen", **model_cfg}},
+           "data": {}, "train": {"model_cfg": {}}}
+    return Run(dir=Path("."), config=cfg, labels=["a", "b"], model_name=model)
 
 
 def test_frozen_pretrained_encoder_defaults_to_post_training_int8(capsys):

@@ -186,3 +186,7 @@ def test_pretrained_default_end_to_end(tmp_path, synth_data, capsys):
     assert cfg["data"]["size"] == [96, 96]
     m = json.loads((out / "metrics.json").read_text())
     assert m["epochs_run"] == 1 and 0.0 <= m["f1_macro"] <= 1.0
+    from quantize.cli import chain_choice
+    from train.run import load_run
+
+    assert chain_choice(load_run(out), None, None) == (False, False)     # edge-quantize: post-training int8

@@ -111,6 +111,11 @@ class Run:
     labels: List[str]
     model_name: str
 
+    @property
+    def model_cfg(self) -> Dict[str, Any]:
+        """The model's resolved settings as trained (config.yaml ``model.cfg``: encoder, train_mode, head ...)."""
+        return dict((self.config.get("model") or {}).get("cfg") or {})
+
     # files --------------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
         return self.dir / name
