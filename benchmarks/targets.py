@@ -73,7 +73,7 @@ def _row(bundle: Bundle, a: Artifact, device: str, head_backend: str, formats) -
     if a.status != "ok":
         t.status, t.reason = "skipped", f"artifact status {a.status!r} in bundle.json" + (f": {a.notes}" if a.notes else "")
     elif backend is None or not C.runs_on(a.devices, device):
-        t.status, t.reason = "skipped", C.why_not_on(a.format, device)
+        t.status, t.reason = "skipped", C.why_not_on(a.format, device, a.devices)
     elif not selected(t.key, a.format, a.precision, formats, parts):
         t.status, t.reason = "skipped", f"not selected by --formats {' '.join(formats or [])}"
     elif a.part == "encoder" and head is None:

@@ -218,8 +218,11 @@ def runs_on(artifact_devices: Sequence[str], device: str) -> bool:
     return not artifact_devices or device in artifact_devices or "cpu" in artifact_devices
 
 
-def why_not_on(fmt: str, device: str) -> str:
-    """One line: why ``device`` does not run ``fmt`` artifacts, and where they do run."""
+def why_not_on(fmt: str, device: str, artifact_devices: Sequence[str] = ()) -> str:
+    """One line: why ``device`` does not run this artifact: the format's backends are not on it, or
+    the artifact itself was made for other devices (``artifact_devices``: an FP16 ONNX for TensorRT)."""
+    if fmt in FORMAT and device in DEVICE and backend_on(device, fmt) is not None and artifact_devices:
+        return "not for --device {}: this artifact is made for {}".format(device, ", ".join(artifact_devices))
     return "not for --device {}: {}".format(device, FORMAT[fmt].where if fmt in FORMAT else fmt)
 
 

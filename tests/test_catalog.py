@@ -315,3 +315,11 @@ def test_edge_tpu_head_opens_on_the_encoders_device_string(tmp_path, monkeypatch
                       ("head-int8-edgetpu_edgetpu.tflite", "edgetpu", "pci:0"),
                       ("encoder-int8-edgetpu_edgetpu.tflite", "edgetpu", "pci:0"),
                       ("head-int8-tflite.tflite", "tflite", None)]
+
+
+def test_why_not_on_names_the_artifacts_own_devices():
+    """An FP16 ONNX made for TensorRT is skipped on cpu because of the artifact, not the format (ONNX runs on cpu)."""
+    from edge import catalog as C
+
+    assert C.why_not_on("onnx", "cpu", ["jetson"]) == "not for --device cpu: this artifact is made for jetson"
+    assert "TensorRT engine" in C.why_not_on("tensorrt", "cpu", ["jetson"])      # the format itself is not on cpu
