@@ -143,7 +143,11 @@ def int8_one(name: str, seed: int, work: Path, force: bool, report_only: bool = 
     return out
 
 
-def time_encoder(path: Path, reps: int = 30) -> float:
+def time_encoder(path: Path, reps: int = 50, warmup: int = 5) -> float:
+    """Median ms of one int8 encoder call (1 thread, batch 1) after a warm-up: the median, because
+    this shared machine's other jobs show up as outliers in a mean."""
+    import statistics
+
     import numpy as np
 
     from edge.backends import BackendOptions, load_backend
@@ -151,11 +155,14 @@ def time_encoder(path: Path, reps: int = 30) -> float:
     b = load_backend(str(path), None, BackendOptions(threads=1))
     shape = [int(d) for d in b.input_shape] if hasattr(b, "input_shape") else None
     x = np.random.default_rng(0).random(shape or (1, 128, 128, 3)).astype(np.float32)
-    b.infer(x)
-    t0 = time.perf_counter()
-    for _ in range(reps):
+    for _ in range(warmup):
         b.infer(x)
-    return (time.perf_counter() - t0) / reps * 1000.0
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        b.infer(x)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
 
 
 def _int8_f1(summary: dict) -> Optional[float]:
@@ -178,7 +185,7 @@ def _mean_std(v: List[float]) -> str:
 def table(results: Dict[str, dict]) -> str:
     lines = ["| setting | encoder | mode | head | size | aug. feature copies | macro-F1 (mean ± std) | seeds | "
              "int8 F1 (float F1 of the same runs) | params | "
-             "int8 encoder ms/frame (this CPU, 1 thread) | Edge TPU ops mapped |",
+             "int8 encoder ms/frame (median, this CPU, 1 thread) | Edge TPU ops mapped |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         spec = GRID[name]
