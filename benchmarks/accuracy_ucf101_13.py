@@ -255,9 +255,11 @@ def main(argv=None) -> int:
                 q = int8_one(name, seed, work, args.force, args.report_only)
                 if q is not None or not args.report_only:
                     results[name]["int8"].append(q)
+    from benchmarks.machine import cpu_model
+
     md = ["# lrcn-edge on ucf101-13 (13 classes x 18 groups, group-aware split)", "",
           f"Command: `python {' '.join(shlex.quote(a) for a in ['benchmarks/accuracy_ucf101_13.py', *(argv if argv is not None else sys.argv[1:])])}`",
-          f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores (shared), "
+          f"Machine: {cpu_model()} ({platform.machine()}), {os.cpu_count()} cores (shared), "
           f"{time.strftime('%Y-%m-%d')}", "", table(results), per_seed_int8(results)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
