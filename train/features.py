@@ -98,10 +98,11 @@ class FeatureCache:
         feats = self.encoder.predict(clip, batch_size=self.batch_frames, verbose=0).astype(np.float32)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(f".tmp{os.getpid()}.npy")
-        np.save(tmp, feats.astype(np.float16))
+        half = feats.astype(np.float16)
+        np.save(tmp, half)
         os.replace(tmp, p)
         self.computed += 1
-        return feats.astype(np.float16).astype(np.float32)     # same values whether computed or read
+        return half.astype(np.float32)     # same values whether computed or read
 
     def many(self, manifest, entries: Sequence, variants: int = 1, what: str = "clips",
              progress: bool = True) -> np.ndarray:
@@ -160,8 +161,7 @@ def split_features(cache: FeatureCache, data, side: str, variants: int, progress
     entries = getattr(data.split, side)
     if not entries:
         return None
-    m = data.test_manifest if (side == "test" and data.test_manifest is not None) else data.manifest
-    return cache.many(m, entries, variants=variants, what=f"{side} clips", progress=progress)
+    return cache.many(data.manifest_of(side), entries, variants=variants, what=f"{side} clips", progress=progress)
 
 
 def labels_of(data, side: str) -> np.ndarray:

@@ -61,6 +61,10 @@ class Data:
     test_data_dir: Optional[str]
     split: Any
 
+    def manifest_of(self, side: str):
+        """The manifest a split side's clips are in (the test side may come from its own folder)."""
+        return self.test_manifest if (side == "test" and self.test_manifest is not None) else self.manifest
+
 
 def _is_cache(path: Path) -> bool:
     return (path / "manifest.json").is_file()
@@ -133,8 +137,7 @@ def split_arrays(data: Data, side: str) -> Tuple[np.ndarray, np.ndarray]:
     entries = getattr(data.split, side)
     if not entries:
         return None, None
-    m = data.test_manifest if (side == "test" and data.test_manifest is not None) else data.manifest
-    return load_clips(m, entries)
+    return load_clips(data.manifest_of(side), entries)
 
 
 def split_json(data: Data, cfg: TrainConfig) -> dict:
@@ -493,8 +496,7 @@ def split_sources(data: Data, side: str):
     entries = getattr(data.split, side)
     if not entries:
         return None, None
-    m = data.test_manifest if (side == "test" and data.test_manifest is not None) else data.manifest
-    src = ClipSource(m, entries)
+    src = ClipSource(data.manifest_of(side), entries)
     return src, src.labels()
 
 
