@@ -714,5 +714,5 @@ def tensorrt_variants(float_onnx: str, int8_tflite: Optional[str], inputs: Seque
         return out
     out.append(variant("int8", lambda: verify_qdq(export_qdq(int8_tflite, qdq), int8_tflite, inputs,
                                                   float_model=float_onnx),
-                       "QDQ ONNX differs from the int8 TFLite", ""))
+                       "QDQ ONNX differs from the int8 TFLite", "QDQ ONNX export failed: "))
     return out
