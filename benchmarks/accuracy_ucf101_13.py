@@ -146,23 +146,15 @@ def int8_one(name: str, seed: int, work: Path, force: bool, report_only: bool = 
 def time_encoder(path: Path, reps: int = 50, warmup: int = 5) -> float:
     """Median ms of one int8 encoder call (1 thread, batch 1) after a warm-up: the median, because
     this shared machine's other jobs show up as outliers in a mean."""
-    import statistics
-
     import numpy as np
 
+    from benchmarks.latency import median_ms
     from edge.backends import BackendOptions, load_backend
 
     b = load_backend(str(path), None, BackendOptions(threads=1))
     shape = [int(d) for d in b.input_shape] if hasattr(b, "input_shape") else None
     x = np.random.default_rng(0).random(shape or (1, 128, 128, 3)).astype(np.float32)
-    for _ in range(warmup):
-        b.infer(x)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        b.infer(x)
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times)
+    return median_ms(lambda: b.infer(x), reps, warmup)
 
 
 def _int8_f1(summary: dict) -> Optional[float]:
